@@ -1,0 +1,55 @@
+"""The append-only, hash-chained audit log.
+
+Each event stores `canonical`, the exact JSON text that was hashed; its hash is
+sha256(previous_hash + "\\n" + sequence + "\\n" + canonical). The indexed columns beside it (action,
+target, case reference, time) are copies for searching; `audit_verify --deep` checks them against
+`canonical`. The database itself refuses UPDATE, DELETE and TRUNCATE on this table (see the
+migrations), and `AuditChainHead` is the single row that hands out gap-free sequence numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(models.Model):
+    sequence = models.BigIntegerField(unique=True)
+    recorded_at = models.DateTimeField(db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    actor_role = models.CharField(max_length=32)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    case_reference = models.CharField(max_length=32, blank=True, db_index=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    canonical = models.TextField()
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.canonical)["data"]
+        return data
+
+
+class AuditChainHead(models.Model):
+    """The one row holding the last sequence number and hash; locking it orders the chain."""
+
+    sequence = models.BigIntegerField(default=0)
+    previous_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_single_row")]

@@ -1,0 +1,156 @@
+"""The one writer of the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from accounts.roles import primary_role
+from audit.context import request_id_var
+from audit.models import AuditChainHead, AuditEvent
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class AuditOutsideTransaction(RuntimeError):
+    """audit_record was called without an open transaction: the event could outlive a rollback."""
+
+
+def chain_hash(*, previous_hash: str, sequence: int, canonical: str) -> str:
+    """The hash of one event. The PostgreSQL statement in `_insert_postgresql` computes the same."""
+    message = f"{previous_hash}\n{sequence}\n{canonical}".encode()
+    return hashlib.sha256(message).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+# One statement, one round trip: advance the chain head (its row lock orders concurrent writers
+# and keeps the sequence gap-free, because a rollback undoes the advance) and insert the event
+# with the hash computed from the head's previous hash.
+_INSERT_POSTGRESQL = """
+WITH input AS (SELECT %s::text AS canonical),
+head AS (
+    UPDATE audit_auditchainhead
+       SET sequence = sequence + 1,
+           previous_hash = hash,
+           hash = encode(sha256(convert_to(
+               hash || E'\\n' || (sequence + 1)::text || E'\\n' || input.canonical, 'UTF8'
+           )), 'hex')
+      FROM input
+     WHERE id = 1
+ RETURNING sequence, previous_hash, hash
+)
+INSERT INTO audit_auditevent (
+    sequence, recorded_at, actor_id, actor_role, action, target_type, target_id,
+    case_reference, request_id, canonical, previous_hash, hash
+)
+SELECT head.sequence, %s, %s, %s, %s, %s, %s, %s, %s, input.canonical,
+       head.previous_hash, head.hash
+  FROM head, input
+RETURNING id, sequence, previous_hash, hash
+"""
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: str | int = "",
+    case_reference: str = "",
+    data: dict[str, Any] | None = None,
+    role: str = "",
+) -> AuditEvent:
+    """Append one event to the log, inside the caller's transaction.
+
+    `data` holds ids and changed fields; never a full identifier or a document.
+    """
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(
+            f"audit_record({action!r}) must run inside the transaction of the change it records"
+        )
+    if target is not None:
+        target_type = target._meta.label_lower
+        target_id = target.pk
+    recorded_at = timezone.now()
+    actor_id = actor.pk if actor is not None else None
+    role = role or primary_role(actor)
+    request_id = request_id_var.get()
+    target_id = "" if target_id is None else str(target_id)
+    canonical = canonical_json(
+        {
+            "action": action,
+            "actor": actor_id,
+            "case": case_reference,
+            "data": data or {},
+            "recorded_at": recorded_at.isoformat(),
+            "request": request_id,
+            "role": role,
+            "target": [target_type, target_id],
+        }
+    )
+    event = AuditEvent(
+        recorded_at=recorded_at,
+        actor_id=actor_id,
+        actor_role=role,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        case_reference=case_reference,
+        request_id=request_id,
+        canonical=canonical,
+    )
+    if connection.vendor == "postgresql":
+        _insert_postgresql(event, connection)
+    else:
+        _insert_portable(event)
+    return event
+
+
+def _insert_postgresql(event: AuditEvent, connection: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_POSTGRESQL,
+            [
+                event.canonical,
+                event.recorded_at,
+                event.actor_id,
+                event.actor_role,
+                event.action,
+                event.target_type,
+                event.target_id,
+                event.case_reference,
+                event.request_id,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the audit chain head is missing; run the audit migrations")
+    event.pk, event.sequence, event.previous_hash, event.hash = row
+    event._state.adding = False
+    event._state.db = connection.alias
+
+
+def _insert_portable(event: AuditEvent) -> None:
+    # SQLite serialises write transactions, so reading the head and advancing it cannot interleave.
+    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    event.sequence = head.sequence + 1
+    event.previous_hash = head.hash
+    event.hash = chain_hash(
+        previous_hash=head.hash, sequence=event.sequence, canonical=event.canonical
+    )
+    AuditChainHead.objects.filter(pk=1).update(
+        sequence=event.sequence, previous_hash=event.previous_hash, hash=event.hash
+    )
+    event.save(force_insert=True)

@@ -1,0 +1,1 @@
+"""Cases, evidence and the workflow engine arrive with the case issue."""

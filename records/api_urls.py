@@ -1,0 +1,9 @@
+from django.urls import path
+
+from records import apis
+
+urlpatterns = [
+    path("me/subjects/", apis.MySubjectsApi.as_view(), name="api-my-subjects"),
+    path("me/records/", apis.MyRecordsApi.as_view(), name="api-my-records"),
+    path("imports/", apis.ImportCreateApi.as_view(), name="api-imports"),
+]

@@ -1,0 +1,147 @@
+"""REST API of the registry: disclosure to subjects and bulk import for agency systems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.roles import ADMINISTRATOR, AGENCY_SYSTEM, has_role
+from records.imports import ImportFileInvalid, import_batch_run
+from records.models import ImportBatch
+from records.selectors import record_list_for_user, subject_get_for_user, subject_list_for_user
+
+API_LIST_LIMIT = 500
+
+
+class SubjectOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    identifier = serializers.CharField(source="identifier_masked")
+
+
+class RecordOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    subject = serializers.UUIDField(source="subject.public_id")
+    agency = serializers.SerializerMethodField()
+    record_number = serializers.CharField()
+    category = serializers.SerializerMethodField()
+    title = serializers.CharField()
+    facts = serializers.CharField()
+    decision_document_number = serializers.CharField()
+    decision_date = serializers.DateField()
+    conduct_ended_on = serializers.DateField(allow_null=True)
+    publication_start = serializers.DateField()
+    publication_end = serializers.DateField()
+    retention_end = serializers.DateField()
+    status = serializers.CharField()
+    under_objection = serializers.BooleanField()
+    version = serializers.IntegerField()
+
+    def get_agency(self, record: Any) -> dict[str, str]:
+        agency = record.agency
+        return {
+            "code": agency.code,
+            "name_zh": agency.name_zh,
+            "name_en": agency.name_en,
+            "jurisdiction": agency.jurisdiction.code,
+        }
+
+    def get_category(self, record: Any) -> dict[str, str]:
+        category = record.category
+        return {
+            "code": category.code,
+            "name_zh": category.name_zh,
+            "name_en": category.name_en,
+            "severity": category.severity,
+            "legal_basis": category.legal_basis,
+        }
+
+
+class MySubjectsApi(APIView):
+    @extend_schema(responses=SubjectOutput(many=True))
+    def get(self, request: Request) -> Response:
+        subjects = subject_list_for_user(user=request.user)  # type: ignore[arg-type]
+        return Response(SubjectOutput(subjects, many=True).data)
+
+
+class MyRecordsApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("subject", str, description="A subject's id (optional).")],
+        responses=RecordOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        subject = None
+        if subject_id := request.query_params.get("subject"):
+            subject = subject_get_for_user(user=request.user, public_id=subject_id)  # type: ignore[arg-type]
+        records = record_list_for_user(user=request.user, subject=subject)[:API_LIST_LIMIT]  # type: ignore[arg-type]
+        return Response(RecordOutput(records, many=True).data)
+
+
+class CanImportRecords(BasePermission):
+    message = "Only an agency system or an administrator belonging to an agency may import."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and user.agency_id is not None  # type: ignore[union-attr]
+            and (has_role(user, AGENCY_SYSTEM) or has_role(user, ADMINISTRATOR))  # type: ignore[arg-type]
+        )
+
+
+class ImportOutput(serializers.Serializer):
+    batch = serializers.IntegerField(source="batch_id")
+    sha256 = serializers.CharField()
+    rows_total = serializers.IntegerField()
+    rows_inserted = serializers.IntegerField()
+    rows_updated = serializers.IntegerField()
+    rows_unchanged = serializers.IntegerField()
+    rows_rejected = serializers.IntegerField()
+    errors = serializers.SerializerMethodField()
+    errors_not_listed = serializers.IntegerField()
+
+    def get_errors(self, report: Any) -> list[dict[str, Any]]:
+        return [error.as_dict() for error in report.errors[:1_000]]
+
+
+class ImportCreateApi(APIView):
+    """Push a CSV or NDJSON file of records for the caller's agency."""
+
+    permission_classes = [CanImportRecords]
+    parser_classes = [MultiPartParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "import"
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+        format = serializers.ChoiceField(choices=["csv", "ndjson"], required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: ImportOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+            raise ImportFileInvalid(
+                f"The file is larger than {settings.IMPORT_MAX_UPLOAD_BYTES} bytes; split it."
+            )
+        report = import_batch_run(
+            agency=request.user.agency,  # type: ignore[union-attr]
+            stream=upload,
+            file_name=upload.name or "upload",
+            file_format=data.validated_data.get("format", ""),
+            actor=request.user,  # type: ignore[arg-type]
+            source=ImportBatch.Source.API,
+        )
+        return Response(ImportOutput(report).data, status=status.HTTP_201_CREATED)

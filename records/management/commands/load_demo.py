@@ -1,0 +1,96 @@
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from accounts import roles
+from accounts.models import User
+from records import demo
+from records.crypto import identifier_hash
+from records.imports import import_batch_run
+from records.models import Agency, ImportBatch, Subject
+from records.services import subject_access_grant
+
+DEMO_USERS = [
+    # username, role, password, agency code
+    ("citizen", roles.CITIZEN, "citizen-demo-2026", None),
+    ("company-rep", roles.CITIZEN, "company-demo-2026", None),
+    ("caseworker", roles.CASEWORKER, "caseworker-demo-2026", "shanghai-credit-centre"),
+    ("supervisor", roles.SUPERVISOR, "supervisor-demo-2026", "shanghai-credit-centre"),
+    ("auditor", roles.AUDITOR, "auditor-demo-2026", None),
+    ("admin", roles.ADMINISTRATOR, "admin-demo-2026", "shanghai-credit-centre"),
+    ("agency-system", roles.AGENCY_SYSTEM, "agency-demo-2026", "shanghai-market"),
+]
+DEMO_SEED = 20261126
+
+
+class Command(BaseCommand):
+    help = "Load demo jurisdictions, agencies, catalogue, subjects, records and one user per role."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--subjects", type=int, default=2_000)
+        parser.add_argument("--records-per-agency", type=int, default=500)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("Demo data is for development machines only.")
+        with transaction.atomic():
+            demo.registry_load()
+            users = self._users()
+        subjects = demo.subjects_generate(options["subjects"], seed=DEMO_SEED)
+        citizen_subject, company_subject = subjects[0], next(
+            s for s in subjects if s.kind == "organisation"
+        )
+        agencies = Agency.objects.filter(kind=Agency.Kind.PROVIDING_UNIT).select_related(
+            "jurisdiction"
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            for offset, agency in enumerate(agencies):
+                path = Path(folder) / f"{agency.code}.csv"
+                demo.records_csv_write(
+                    path,
+                    agency=agency,
+                    records=options["records_per_agency"],
+                    # every agency has a record about the demo citizen and the demo company
+                    subjects=[citizen_subject, company_subject, *subjects[2 + offset * 100 :]],
+                    seed=DEMO_SEED + offset,
+                )
+                with path.open("rb") as stream:
+                    report = import_batch_run(
+                        agency=agency,
+                        stream=stream,
+                        file_name=path.name,
+                        actor=None,
+                        source=ImportBatch.Source.COMMAND,
+                    )
+                self.stdout.write(
+                    f"{agency.code}: {report.rows_inserted} inserted, "
+                    f"{report.rows_unchanged} unchanged, {report.rows_rejected} rejected"
+                )
+        for username, generated in (("citizen", citizen_subject), ("company-rep", company_subject)):
+            subject = Subject.objects.get(
+                identifier_hash=identifier_hash(generated.kind, generated.identifier)
+            )
+            subject_access_grant(subject=subject, user=users[username], actor=None)
+        self.stdout.write(self.style.SUCCESS("Demo data loaded. Demo logins (user / password):"))
+        for username, role, password, _agency in DEMO_USERS:
+            self.stdout.write(f"  {role:<14} {username:<14} {password}")
+
+    def _users(self) -> dict[str, User]:
+        users = {}
+        for username, role, password, agency_code in DEMO_USERS:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                user = User(username=username)
+                user.set_password(password)
+            user.agency = Agency.objects.get(code=agency_code) if agency_code else None
+            user.is_staff = role == roles.ADMINISTRATOR
+            user.is_superuser = role == roles.ADMINISTRATOR
+            user.save()
+            user.groups.add(Group.objects.get(name=role))
+            users[username] = user
+        return users

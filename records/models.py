@@ -1,0 +1,249 @@
+"""The credit-record registry: jurisdictions, agencies, the lawful catalogue, subjects and records."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from guardian.models import UserObjectPermissionBase
+
+from scs_cases.models import BaseModel
+
+
+class Jurisdiction(BaseModel):
+    class RetentionStart(models.TextChoices):
+        CONDUCT_ENDED = "conduct_ended", _("end of the conduct")
+        DECIDED = "decided", _("date of the decision")
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+    retention_years = models.PositiveSmallIntegerField(
+        _("retention (years)"),
+        default=5,
+        help_text=_("How long adverse information may be queried (Shanghai Art 35, Zhejiang Art 16)."),
+    )
+    retention_starts_from = models.CharField(
+        _("retention counted from"),
+        max_length=16,
+        choices=RetentionStart.choices,
+        default=RetentionStart.CONDUCT_ENDED,
+    )
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+
+class Agency(BaseModel):
+    class Kind(models.TextChoices):
+        CREDIT_CENTRE = "credit_centre", _("credit centre")
+        PROVIDING_UNIT = "providing_unit", _("information-providing unit")
+        CREDIT_SERVICE = "credit_service", _("credit service agency")
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200)
+    jurisdiction = models.ForeignKey(
+        Jurisdiction, on_delete=models.PROTECT, related_name="agencies"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "agencies"
+        permissions = [("import_records", "May push credit records for this agency")]
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+
+class CatalogueEntry(BaseModel):
+    """One category of the lawful catalogue. A record outside the active catalogue is refused."""
+
+    class Severity(models.TextChoices):
+        MINOR = "minor", _("minor")
+        GENERAL = "general", _("general")
+        SERIOUS = "serious", _("serious")
+
+    jurisdiction = models.ForeignKey(
+        Jurisdiction, on_delete=models.PROTECT, related_name="catalogue_entries"
+    )
+    code = models.SlugField(_("code"), max_length=64)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200)
+    legal_basis = models.TextField(_("legal basis"))
+    severity = models.CharField(_("severity tier"), max_length=10, choices=Severity.choices)
+    applies_to_persons = models.BooleanField(_("applies to natural persons"), default=True)
+    applies_to_organisations = models.BooleanField(_("applies to organisations"), default=True)
+    publication_min_months = models.PositiveSmallIntegerField(_("minimum publication (months)"))
+    publication_max_months = models.PositiveSmallIntegerField(_("maximum publication (months)"))
+    repairable = models.BooleanField(_("repairable"), default=True)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["jurisdiction__code", "code"]
+        verbose_name_plural = "catalogue entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["jurisdiction", "code"], name="catalogue_code_unique_per_jurisdiction"
+            ),
+            models.CheckConstraint(
+                condition=Q(publication_min_months__lte=F("publication_max_months")),
+                name="catalogue_publication_min_le_max",
+            ),
+            models.CheckConstraint(
+                condition=Q(applies_to_persons=True) | Q(applies_to_organisations=True),
+                name="catalogue_applies_to_someone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class Subject(BaseModel):
+    """A natural person or an organisation that records are about.
+
+    The identifier is never stored in clear: `identifier_encrypted` holds AES-GCM ciphertext,
+    `identifier_hash` a keyed hash to find the subject, `identifier_masked` what screens show.
+    """
+
+    class Kind(models.TextChoices):
+        PERSON = "person", _("natural person")
+        ORGANISATION = "organisation", _("organisation")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    name = models.CharField(_("name"), max_length=200)
+    identifier_encrypted = models.BinaryField(editable=False)
+    identifier_hash = models.CharField(max_length=64, unique=True, editable=False)
+    identifier_masked = models.CharField(_("identifier"), max_length=18, editable=False)
+    on_serious_dishonesty_list = models.BooleanField(
+        _("on a serious-dishonesty list"), default=False
+    )
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("act_for_subject", "May see and act for this credit subject")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier_masked})"
+
+
+class SubjectUserObjectPermission(UserObjectPermissionBase):
+    """Direct-foreign-key guardian grants on subjects (a citizen for themself, representatives)."""
+
+    content_object = models.ForeignKey(Subject, on_delete=models.CASCADE)
+
+
+class CreditRecord(BaseModel):
+    class Status(models.TextChoices):
+        PUBLISHED = "published", _("published")
+        CORRECTED = "corrected", _("corrected")
+        PUBLICATION_ENDED = "publication_ended", _("publication ended")
+        DELETED = "deleted", _("deleted")
+        EXPIRED = "expired", _("expired")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="records")
+    record_number = models.CharField(_("agency record number"), max_length=64)
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="records")
+    category = models.ForeignKey(
+        CatalogueEntry, on_delete=models.PROTECT, related_name="records"
+    )
+    title = models.CharField(_("title"), max_length=300)
+    facts = models.TextField(_("facts"))
+    decision_document_number = models.CharField(_("decision document number"), max_length=100)
+    decision_date = models.DateField(_("decision date"))
+    conduct_ended_on = models.DateField(_("conduct ended on"), null=True, blank=True)
+    publication_start = models.DateField(_("publication start"))
+    publication_end = models.DateField(_("publication end"))
+    retention_end = models.DateField(_("retention end"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PUBLISHED
+    )
+    under_objection = models.BooleanField(_("under objection"), default=False)
+    version = models.PositiveIntegerField(default=1)
+    content_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["-decision_date", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agency", "record_number"], name="record_number_unique_per_agency"
+            ),
+            models.CheckConstraint(
+                condition=Q(publication_end__gte=F("publication_start")),
+                name="record_publication_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_end__gte=F("decision_date")),
+                name="record_retention_end_after_decision",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subject", "decision_date"], name="record_subject_date"),
+            models.Index(fields=["status", "publication_end"], name="record_status_pub_end"),
+            models.Index(fields=["status", "retention_end"], name="record_status_ret_end"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id}:{self.record_number}"
+
+
+class CreditRecordVersion(models.Model):
+    """The content a record had before a change. Nothing is overwritten without one of these."""
+
+    record = models.ForeignKey(CreditRecord, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    category = models.ForeignKey(CatalogueEntry, on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=300)
+    facts = models.TextField()
+    decision_document_number = models.CharField(max_length=100)
+    decision_date = models.DateField()
+    conduct_ended_on = models.DateField(null=True, blank=True)
+    publication_start = models.DateField()
+    publication_end = models.DateField()
+    retention_end = models.DateField()
+    content_hash = models.CharField(max_length=64)
+    superseded_at = models.DateTimeField(auto_now_add=True)
+    superseded_by_batch = models.ForeignKey(
+        "records.ImportBatch", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["record_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "version"], name="record_version_unique"),
+        ]
+
+
+class ImportBatch(BaseModel):
+    class Source(models.TextChoices):
+        COMMAND = "command", _("management command")
+        API = "api", _("agency API")
+
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="import_batches")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=10)
+    sha256 = models.CharField(max_length=64)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_inserted = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, help_text="The first rejected rows: line, field, reason.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "import batches"

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def record_publication_sweep_task() -> dict[str, int]:
+    from records.services import record_publication_sweep
+
+    ended, expired = record_publication_sweep()
+    return {"publication_ended": ended, "expired": expired}
