@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Started by `make run`: migrate, load demo data, then the web server, a Celery worker and beat.
+# Ctrl-C stops every process this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PORT="${PORT:-8000}"
+mkdir -p "$SCS_DATA_DIR"
+
+"$BIN/python" manage.py migrate --noinput
+"$BIN/python" manage.py load_demo
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    if ((${#pids[@]})); then
+        kill "${pids[@]}" 2>/dev/null || true
+        wait "${pids[@]}" 2>/dev/null || true
+    fi
+}
+trap stop INT TERM EXIT
+
+broker="${REDIS_URL:-an embedded filesystem broker in $SCS_DATA_DIR/broker}"
+"$BIN/celery" -A scs_cases worker --beat --loglevel=INFO --concurrency=2 \
+    --schedule="$SCS_DATA_DIR/celerybeat-schedule" &
+pids+=($!)
+"$BIN/python" manage.py runserver --noreload "127.0.0.1:$PORT" &
+pids+=($!)
+
+cat <<MSG
+
+  scs-cases is running at http://127.0.0.1:$PORT/
+  Celery worker and beat are running on $broker.
+  Database: ${DATABASE_URL:-SQLite at $SCS_DATA_DIR/scs_cases.sqlite3}
+  Demo logins are listed above (user / password). Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}"

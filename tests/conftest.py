@@ -1,0 +1,74 @@
+"""Shared fixtures and the rules for tests that need PostgreSQL, Redis or a browser.
+
+Tests marked `postgres`, `redis` or `browser` are skipped with a reason when the service is not
+configured; with SCS_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+# Transactional tests (live server, worker) flush the tables of these apps between tests. The audit
+# app is left out on purpose: its tables refuse TRUNCATE and DELETE, so events written by such a
+# test stay in the test database (the chain stays valid; assert on events after a known sequence).
+FLUSHABLE_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "guardian",
+    "accounts",
+    "records",
+    "objections",
+]
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("SCS_CHROMIUM") or shutil.which("chromium")
+
+
+def _missing_service(marker: str) -> str | None:
+    if marker == "postgres" and settings.DATABASES["default"]["ENGINE"] != (
+        "django.db.backends.postgresql"
+    ):
+        return "needs PostgreSQL: set DATABASE_URL (run by .ci/run)"
+    if marker == "redis" and not os.environ.get("REDIS_URL"):
+        return "needs Redis: set REDIS_URL (run by .ci/run)"
+    if marker == "browser":
+        if os.environ.get("SCS_BROWSER_TESTS") != "1":
+            return "browser test: set SCS_BROWSER_TESTS=1 (run by .ci/run)"
+        if chromium_path() is None:
+            return "browser test: Chromium not found (apt-get install chromium)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    required = os.environ.get("SCS_REQUIRE_SERVICES") == "1"
+    for item in items:
+        for marker in ("postgres", "redis", "browser"):
+            if item.get_closest_marker(marker) is None:
+                continue
+            reason = _missing_service(marker)
+            if reason is None:
+                continue
+            if required:
+                raise pytest.UsageError(
+                    f"SCS_REQUIRE_SERVICES=1 but {item.nodeid} cannot run: {reason}"
+                )
+            else:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def vendor() -> str:
+    return connection.vendor
