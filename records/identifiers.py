@@ -203,9 +203,8 @@ def make_resident_id(rng: random.Random, *, birth: date | None = None) -> str:
 # Structural rules enforced here, deliberately simple:
 # * all 18 characters come from CREDIT_CODE_ALPHABET (digits and capital letters
 #   without I, O, S, V, Z);
-# * character 1 is one of _REGISTRATION_AUTHORITIES (1-9, A-G, Y).  Note that
-#   the agriculture authorities also issue codes starting with "N" (rural
-#   collective economic organisations); add "N" to accept those;
+# * character 1 is one of _REGISTRATION_AUTHORITIES (1-9, A-G, N, Y); "N" is the
+#   agriculture authorities' code for rural collective economic organisations;
 # * character 2 is any alphabet character except "0";
 # * characters 3-8 are digits.
 # The organisation code's own check character (GB 11714) is not verified.
@@ -219,7 +218,7 @@ def make_resident_id(rng: random.Random, *, birth: date | None = None) -> str:
 # which int() rejects and isalnum() reports), so the sum mod 31 is
 # ``int(translated[16::-1], 34) % 31``.
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_REGISTRATION_AUTHORITIES = "123456789ABCDEFGY"
+_REGISTRATION_AUTHORITIES = "123456789ABCDEFGNY"
 _ORGANISATION_TYPES = CREDIT_CODE_ALPHABET[1:]
 _BASE34_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWX"
 

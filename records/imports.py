@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
 
+import psycopg2
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -463,11 +464,21 @@ class _CopyStream(io.RawIOBase):
         self.rows = rows
         self.pending = b""
         self.count = 0
+        # psycopg2 reports an exception raised inside read() as a cancelled COPY; keep the
+        # original (a decoding error, a malformed CSV) so the caller can report it properly.
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
+        try:
+            return self._read(size)
+        except Exception as error:
+            self.error = error
+            raise
+
+    def _read(self, size: int) -> bytes:
         lines: list[str] = []
         length = len(self.pending)
         target = max(size, 65_536)
@@ -488,13 +499,20 @@ class _CopyStream(io.RawIOBase):
 
 
 def _stage_postgresql(cursor: Any, rows: Iterator[tuple[str, ...]]) -> int:
+    # ON COMMIT DROP cleans up; the DROP covers two imports inside one outer transaction.
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.import_staging")
     cursor.execute(
         "CREATE TEMP TABLE import_staging ("
         + _STAGING_COLUMNS.format(uuid="uuid")
         + ") ON COMMIT DROP"
     )
     stream = _CopyStream(rows)
-    cursor.copy_expert("COPY import_staging FROM STDIN", stream, size=65_536)
+    try:
+        cursor.copy_expert("COPY import_staging FROM STDIN", stream, size=65_536)
+    except psycopg2.Error:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
     return stream.count
 
 
@@ -531,6 +549,7 @@ def _stage_subjects(cursor: Any, subjects: dict[str, _Subject], postgresql: bool
         for subject_hash, subject in subjects.items()
     )
     if postgresql:
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.import_subject_staging")
         cursor.execute(
             "CREATE TEMP TABLE import_subject_staging ("
             + _SUBJECT_STAGING_COLUMNS.format(uuid="uuid", bytes="bytea")

@@ -52,7 +52,9 @@ def create_head_and_triggers(apps, schema_editor):
     AuditChainHead.objects.create(id=1, sequence=0, previous_hash="0" * 64, hash="0" * 64)
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRESQL)
+        # A plain cursor: schema_editor.execute would read RAISE's % placeholders as parameters.
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(POSTGRESQL)
     elif vendor == "sqlite":
         for statement in SQLITE:
             schema_editor.execute(statement)
