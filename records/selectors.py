@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -35,7 +36,7 @@ def subject_list_for_user(*, user: User) -> QuerySet[Subject]:
 def subject_get_for_user(*, user: User, public_id: uuid.UUID | str) -> Subject:
     try:
         return subject_list_for_user(user=user).get(public_id=public_id)
-    except (Subject.DoesNotExist, ValueError) as error:
+    except (Subject.DoesNotExist, ValidationError, ValueError) as error:
         raise Http404("No such subject.") from error
 
 
@@ -60,5 +61,5 @@ def record_list_for_user(
 def record_get_for_user(*, user: User, public_id: uuid.UUID | str) -> CreditRecord:
     try:
         return record_list_for_user(user=user).get(public_id=public_id)
-    except (CreditRecord.DoesNotExist, ValueError) as error:
+    except (CreditRecord.DoesNotExist, ValidationError, ValueError) as error:
         raise Http404("No such record.") from error

@@ -13,6 +13,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
+
 # Transactional tests (live server, worker) flush the tables of these apps between tests. The audit
 # app is left out on purpose: its tables refuse TRUNCATE and DELETE, so events written by such a
 # test stay in the test database (the chain stays valid; assert on events after a known sequence).
@@ -72,3 +74,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def vendor() -> str:
     return connection.vendor
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    # PBKDF2's deliberate slowness only slows the suite down; logins still go through hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def agency():
+    """Shanghai's market regulator, with two national catalogue entries."""
+    national = JurisdictionFactory(code="national", name_zh="全国", name_en="National")
+    CatalogueEntryFactory(jurisdiction=national)
+    CatalogueEntryFactory(
+        jurisdiction=national,
+        code="abnormal-operation",
+        name_zh="经营异常名录信息",
+        applies_to_persons=False,
+    )
+    return AgencyFactory(code="shanghai-market", jurisdiction=JurisdictionFactory())

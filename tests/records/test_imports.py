@@ -17,7 +17,6 @@ from records import identifiers
 from records.crypto import identifier_hash
 from records.imports import FIELDS, ImportFileInvalid, import_batch_run
 from records.models import CreditRecord, CreditRecordVersion, ImportBatch, Subject
-from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,19 +24,6 @@ RNG = random.Random(2026)
 PERSON_ID = identifiers.make_resident_id(RNG)
 OTHER_PERSON_ID = identifiers.make_resident_id(RNG)
 COMPANY_ID = identifiers.make_credit_code(RNG)
-
-
-@pytest.fixture
-def agency():
-    national = JurisdictionFactory(code="national", name_zh="全国", name_en="National")
-    CatalogueEntryFactory(jurisdiction=national)
-    CatalogueEntryFactory(
-        jurisdiction=national,
-        code="abnormal-operation",
-        name_zh="经营异常名录信息",
-        applies_to_persons=False,
-    )
-    return AgencyFactory(code="shanghai-market", jurisdiction=JurisdictionFactory())
 
 
 def row(number: str, **overrides: str) -> dict[str, str]:
