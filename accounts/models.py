@@ -18,6 +18,3 @@ class User(AbstractUser):
     preferred_language = models.CharField(
         _("preferred language"), max_length=10, default="zh-hans", blank=True
     )
-
-    class Meta(AbstractUser.Meta):
-        swappable = "AUTH_USER_MODEL"

@@ -28,9 +28,7 @@ def chain_hash(*, previous_hash: str, sequence: int, canonical: str) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 # One statement, one round trip: advance the chain head (its row lock orders concurrent writers

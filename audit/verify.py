@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -37,7 +38,7 @@ class VerifyResult:
         return self.broken is None
 
 
-def _rows(after: int = 0) -> Iterator[tuple[object, ...]]:
+def _rows(after: int = 0) -> Iterator[tuple[Any, ...]]:
     """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size."""
     while True:
         with connection.cursor() as cursor:
@@ -46,10 +47,10 @@ def _rows(after: int = 0) -> Iterator[tuple[object, ...]]:
         if not rows:
             return
         yield from rows
-        after = int(rows[-1][0])  # type: ignore[call-overload]
+        after = int(rows[-1][0])
 
 
-def _columns_match(row: tuple[object, ...]) -> str:
+def _columns_match(row: tuple[Any, ...]) -> str:
     _, _, _, canonical, action, target_type, target_id, case_ref, actor_id, role = row
     content = json.loads(str(canonical))
     expected = (
@@ -66,7 +67,7 @@ def _columns_match(row: tuple[object, ...]) -> str:
 
 
 def audit_chain_verify(
-    *, deep: bool = False, progress: Callable[[int], None] | None = None
+    *, deep: bool = False, progress: Callable[[int], object] | None = None
 ) -> VerifyResult:
     """Check sequence continuity, each previous-hash link, each hash and the chain head.
 

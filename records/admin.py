@@ -1,8 +1,9 @@
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.http import HttpRequest
 
+from accounts.models import User
 from records.models import (
     Agency,
     CatalogueEntry,
@@ -76,16 +77,24 @@ class SubjectAdmin(admin.ModelAdmin):
             super().save_formset(request, form, formset, change)
             return
         subject = form.instance
+        actor = cast(User, request.user)  # the admin site only admits signed-in staff
         formset.save(commit=False)
         for grant in formset.deleted_objects:
-            subject_access_revoke(subject=subject, user=grant.user, actor=request.user)
+            subject_access_revoke(subject=subject, user=grant.user, actor=actor)
         for grant in formset.new_objects:
-            subject_access_grant(subject=subject, user=grant.user, actor=request.user)
+            subject_access_grant(subject=subject, user=grant.user, actor=actor)
 
 
 @admin.register(CreditRecord)
 class CreditRecordAdmin(admin.ModelAdmin):
-    list_display = ("record_number", "agency", "category", "decision_date", "status", "under_objection")
+    list_display = (
+        "record_number",
+        "agency",
+        "category",
+        "decision_date",
+        "status",
+        "under_objection",
+    )
     list_filter = ("status", "under_objection", "agency__jurisdiction")
     search_fields = ("record_number", "decision_document_number")
     list_select_related = ("agency", "category")

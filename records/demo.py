@@ -220,7 +220,13 @@ def registry_load() -> None:
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
 _COMPANY_WORDS = ["华信", "东方", "长江", "明德", "瑞丰", "嘉禾", "宏远", "新城", "晨光", "天成"]
-_COMPANY_KINDS = ["贸易有限公司", "科技有限公司", "餐饮管理有限公司", "建筑工程有限公司", "物流有限公司"]
+_COMPANY_KINDS = [
+    "贸易有限公司",
+    "科技有限公司",
+    "餐饮管理有限公司",
+    "建筑工程有限公司",
+    "物流有限公司",
+]
 _TITLES = {
     "penalty-minor": ["未按规定公示信息", "占道经营", "未按规定办理登记"],
     "penalty-general": ["销售不合格产品", "超标排放污染物", "未按规定申报纳税"],
@@ -265,7 +271,7 @@ def records_csv_write(
     subjects: list[GeneratedSubject],
     seed: int,
     number_prefix: str = "",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> None:
     """Write `records` valid rows for `agency`, spread over `subjects`, to a CSV file."""
     rng = random.Random(seed)
@@ -284,8 +290,8 @@ def records_csv_write(
         writer = csv.writer(handle)
         writer.writerow(FIELDS)
         for index in range(records):
-            subject = subjects[index % len(subjects)] if index < len(subjects) else rng.choice(
-                subjects
+            subject = (
+                subjects[index % len(subjects)] if index < len(subjects) else rng.choice(subjects)
             )
             pool = person_entries if subject.kind == identifiers.PERSON else organisation_entries
             entry = rng.choice(pool)

@@ -148,8 +148,7 @@ class _RowValidator:
         self.jurisdiction: Jurisdiction = agency.jurisdiction
         self.retention_months = self.jurisdiction.retention_years * 12
         self.retention_from_conduct = (
-            self.jurisdiction.retention_starts_from
-            == Jurisdiction.RetentionStart.CONDUCT_ENDED
+            self.jurisdiction.retention_starts_from == Jurisdiction.RetentionStart.CONDUCT_ENDED
         )
         self.categories = _active_categories(self.jurisdiction)
         self.subjects: dict[str, _Subject] = {}
@@ -200,9 +199,7 @@ class _RowValidator:
             fail("subject_kind", "must be 'person' or 'organisation'")
         else:
             try:
-                identifier = identifiers.validate_identifier(
-                    kind, values["subject_identifier"]
-                )
+                identifier = identifiers.validate_identifier(kind, values["subject_identifier"])
             except identifiers.InvalidIdentifier as error:
                 fail("subject_identifier", error.reason)
 
@@ -308,9 +305,7 @@ class _RowValidator:
         ), errors
 
     @staticmethod
-    def _date(
-        values: dict[str, str], name: str, fail: Callable[[str, str], None]
-    ) -> date | None:
+    def _date(values: dict[str, str], name: str, fail: Callable[[str, str], None]) -> date | None:
         value = values[name]
         if not value:
             return None
@@ -401,16 +396,17 @@ def _ndjson_rows(text: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
         if not isinstance(value, dict):
             yield line_number, {"__json__": "not a JSON object"}
             continue
-        yield line_number, {
-            str(key): "" if item is None else str(item) for key, item in value.items()
-        }
+        yield (
+            line_number,
+            {str(key): "" if item is None else str(item) for key, item in value.items()},
+        )
 
 
 def _validated(
     rows: Iterable[tuple[int, dict[str, str]]],
     validator: _RowValidator,
     report: ImportReport,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> Iterator[tuple[str, ...]]:
     for line, row in rows:
         report.rows_total += 1
@@ -528,9 +524,8 @@ def _stage_portable(cursor: Any, rows: Iterator[tuple[str, ...]]) -> int:
             counter[0] += 1
             yield tuple(value or None for value in row)
 
-    cursor.executemany(
-        "INSERT INTO import_staging VALUES (" + ", ".join(["%s"] * 14) + ")", counted()
-    )
+    placeholders = ", ".join(["%s"] * 14)
+    cursor.executemany(f"INSERT INTO import_staging VALUES ({placeholders})", counted())  # noqa: S608
     return counter[0]
 
 
@@ -555,9 +550,7 @@ def _stage_subjects(cursor: Any, subjects: dict[str, _Subject], postgresql: bool
             + _SUBJECT_STAGING_COLUMNS.format(uuid="uuid", bytes="bytea")
             + ") ON COMMIT DROP"
         )
-        stream = _CopyStream(
-            (h, k, n, "\\x" + e.hex(), m, p) for h, k, n, e, m, p in rows
-        )
+        stream = _CopyStream((h, k, n, "\\x" + e.hex(), m, p) for h, k, n, e, m, p in rows)
         cursor.copy_expert("COPY import_subject_staging FROM STDIN", stream, size=65_536)
     else:
         cursor.execute("DROP TABLE IF EXISTS temp.import_subject_staging")
@@ -653,7 +646,7 @@ def import_batch_run(
     file_format: str = "",
     actor: User | None,
     source: str,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> ImportReport:
     """Validate and apply one file of records for `agency` in a single transaction."""
     file_format = detect_format(file_name, file_format)
@@ -664,9 +657,7 @@ def import_batch_run(
     )
     postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
-        agency = Agency.objects.select_for_update().select_related("jurisdiction").get(
-            pk=agency.pk
-        )
+        agency = Agency.objects.select_for_update().select_related("jurisdiction").get(pk=agency.pk)
         validator = _RowValidator(agency=agency, today=timezone.localdate())
         rows = _csv_rows(text) if file_format == "csv" else _ndjson_rows(text)
         staged_rows = _validated(rows, validator, report, progress)
@@ -686,10 +677,10 @@ def import_batch_run(
                     staged = _stage_postgresql(raw_cursor, staged_rows)
                 else:
                     staged = _stage_portable(cursor, staged_rows)
-                _stage_subjects(raw_cursor if postgresql else cursor, validator.subjects, postgresql)
-                inserted, updated = _apply(
-                    cursor, agency_id=agency.pk, batch_id=batch.pk, now=now
+                _stage_subjects(
+                    raw_cursor if postgresql else cursor, validator.subjects, postgresql
                 )
+                inserted, updated = _apply(cursor, agency_id=agency.pk, batch_id=batch.pk, now=now)
         except UnicodeDecodeError as error:
             raise ImportFileInvalid(
                 "The file is not UTF-8 text.", line=report.rows_total + 1

@@ -1,4 +1,4 @@
-"""The credit-record registry: jurisdictions, agencies, the lawful catalogue, subjects and records."""
+"""The credit-record registry: jurisdictions, agencies, the lawful catalogue, subjects, records."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ class Jurisdiction(BaseModel):
     retention_years = models.PositiveSmallIntegerField(
         _("retention (years)"),
         default=5,
-        help_text=_("How long adverse information may be queried (Shanghai Art 35, Zhejiang Art 16)."),
+        help_text=_(
+            "How long adverse information may be queried (Shanghai Art 35, Zhejiang Art 16)."
+        ),
     )
     retention_starts_from = models.CharField(
         _("retention counted from"),
@@ -154,9 +156,7 @@ class CreditRecord(BaseModel):
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="records")
     record_number = models.CharField(_("agency record number"), max_length=64)
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="records")
-    category = models.ForeignKey(
-        CatalogueEntry, on_delete=models.PROTECT, related_name="records"
-    )
+    category = models.ForeignKey(CatalogueEntry, on_delete=models.PROTECT, related_name="records")
     title = models.CharField(_("title"), max_length=300)
     facts = models.TextField(_("facts"))
     decision_document_number = models.CharField(_("decision document number"), max_length=100)
@@ -223,6 +223,9 @@ class CreditRecordVersion(models.Model):
             models.UniqueConstraint(fields=["record", "version"], name="record_version_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.record_id} v{self.version}"
+
 
 class ImportBatch(BaseModel):
     class Source(models.TextChoices):
@@ -242,7 +245,9 @@ class ImportBatch(BaseModel):
     rows_updated = models.PositiveIntegerField(default=0)
     rows_unchanged = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, help_text="The first rejected rows: line, field, reason.")
+    errors = models.JSONField(
+        default=list, help_text="The first rejected rows: line, field, reason."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -40,9 +40,7 @@ def subject_get_for_user(*, user: User, public_id: uuid.UUID | str) -> Subject:
         raise Http404("No such subject.") from error
 
 
-def record_list_for_user(
-    *, user: User, subject: Subject | None = None
-) -> QuerySet[CreditRecord]:
+def record_list_for_user(*, user: User, subject: Subject | None = None) -> QuerySet[CreditRecord]:
     """Records disclosed to the user: those about the subjects they may act for."""
     subjects = (
         Subject.objects.filter(pk=subject.pk)

@@ -16,7 +16,7 @@ from records.models import Agency, CatalogueEntry, CreditRecord, Jurisdiction, S
 _rng = random.Random(7)
 
 
-class JurisdictionFactory(factory.django.DjangoModelFactory):
+class JurisdictionFactory(factory.django.DjangoModelFactory[Jurisdiction]):
     class Meta:
         model = Jurisdiction
         django_get_or_create = ("code",)
@@ -26,7 +26,7 @@ class JurisdictionFactory(factory.django.DjangoModelFactory):
     name_en = "Shanghai"
 
 
-class AgencyFactory(factory.django.DjangoModelFactory):
+class AgencyFactory(factory.django.DjangoModelFactory[Agency]):
     class Meta:
         model = Agency
         django_get_or_create = ("code",)
@@ -38,12 +38,14 @@ class AgencyFactory(factory.django.DjangoModelFactory):
     kind = Agency.Kind.PROVIDING_UNIT
 
 
-class CatalogueEntryFactory(factory.django.DjangoModelFactory):
+class CatalogueEntryFactory(factory.django.DjangoModelFactory[CatalogueEntry]):
     class Meta:
         model = CatalogueEntry
         django_get_or_create = ("jurisdiction", "code")
 
-    jurisdiction = factory.SubFactory(JurisdictionFactory, code="national", name_zh="全国", name_en="National")
+    jurisdiction = factory.SubFactory(
+        JurisdictionFactory, code="national", name_zh="全国", name_en="National"
+    )
     code = "penalty-general"
     name_zh = "行政处罚信息（一般）"
     name_en = "Administrative penalty (general)"
@@ -53,7 +55,7 @@ class CatalogueEntryFactory(factory.django.DjangoModelFactory):
     publication_max_months = 12
 
 
-class SubjectFactory(factory.django.DjangoModelFactory):
+class SubjectFactory(factory.django.DjangoModelFactory[Subject]):
     class Meta:
         model = Subject
 
@@ -67,7 +69,7 @@ class SubjectFactory(factory.django.DjangoModelFactory):
     identifier_masked = factory.LazyAttribute(lambda o: identifiers.mask_identifier(o.identifier))
 
 
-class CreditRecordFactory(factory.django.DjangoModelFactory):
+class CreditRecordFactory(factory.django.DjangoModelFactory[CreditRecord]):
     class Meta:
         model = CreditRecord
 
@@ -86,7 +88,7 @@ class CreditRecordFactory(factory.django.DjangoModelFactory):
     content_hash = factory.Sequence(lambda n: f"{n:064x}")
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True

@@ -53,11 +53,19 @@ def test_known_identifiers_appear_nowhere_in_clear(agency, caplog):
             ),
             row("R-3", subject_identifier=BAD_PERSON),
             # lowercase and full-width forms normalise to the same subject
-            row("R-4", subject_identifier=PERSON.translate(str.maketrans("0123456789X", "０１２３４５６７８９ｘ"))),
+            row(
+                "R-4",
+                subject_identifier=PERSON.translate(
+                    str.maketrans("0123456789X", "０１２３４５６７８９ｘ")
+                ),
+            ),
         ]
     )
     report = import_batch_run(
-        agency=agency, stream=io.BytesIO(content), file_name="pii.csv", actor=None,
+        agency=agency,
+        stream=io.BytesIO(content),
+        file_name="pii.csv",
+        actor=None,
         source=ImportBatch.Source.COMMAND,
     )
     citizen = UserFactory(role="citizen")
@@ -67,9 +75,10 @@ def test_known_identifiers_appear_nowhere_in_clear(agency, caplog):
     revealed = subject_identifier_reveal(subject=person, actor=auditor, reason="audit check")
     client = APIClient()
     client.force_authenticate(citizen)
-    api_text = client.get("/api/v1/me/records/").content.decode() + client.get(
-        "/api/v1/me/subjects/"
-    ).content.decode()
+    api_text = (
+        client.get("/api/v1/me/records/").content.decode()
+        + client.get("/api/v1/me/subjects/").content.decode()
+    )
 
     assert (report.rows_inserted, report.rows_rejected) == (3, 1)
     assert Subject.objects.count() == 2

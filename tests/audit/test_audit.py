@@ -40,7 +40,7 @@ def raw(sql: str) -> None:
 
 
 def without_append_only_triggers() -> None:
-    """What an attacker with owner rights could do: the test runs inside a rolled-back transaction."""
+    """What an attacker with owner rights could do; the test's transaction rolls it back."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
@@ -77,8 +77,12 @@ def test_event_stores_the_exact_canonical_text_it_hashed():
     token = request_id_var.set("req-42")
     try:
         event = audit_record(
-            actor=None, action="record.corrected", target_type="records.creditrecord",
-            target_id=7, case_reference="SH-2026-000123", data={"fields": ["title"], "b": 1},
+            actor=None,
+            action="record.corrected",
+            target_type="records.creditrecord",
+            target_id=7,
+            case_reference="SH-2026-000123",
+            data={"fields": ["title"], "b": 1},
         )
     finally:
         request_id_var.reset(token)
@@ -110,9 +114,13 @@ def test_event_stores_the_exact_canonical_text_it_hashed():
 def test_rolled_back_change_leaves_no_event_and_no_gap():
     start = last_sequence()
 
-    with pytest.raises(ZeroDivisionError), transaction.atomic():
-        record_events(2)
-        _ = 1 / 0
+    def change_that_fails() -> None:
+        with transaction.atomic():
+            record_events(2)
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        change_that_fails()
     record_events(1)
 
     assert list(
@@ -174,10 +182,13 @@ def test_truncate_on_the_audit_tables_fails_in_postgresql():
 def test_triggers_fire_even_in_replica_mode():
     record_events(1)
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
+    def delete_as_replica() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL session_replication_role = replica")
             cursor.execute("DELETE FROM audit_auditevent")
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        delete_as_replica()
 
 
 @pytest.mark.django_db

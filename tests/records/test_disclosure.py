@@ -51,7 +51,9 @@ def test_my_records_page_shows_agency_legal_basis_period_and_mark(client, citize
     assert 'class="mark"' in page
 
 
-def test_my_records_page_lists_nothing_of_other_subjects(client, citizen, own_record, foreign_record):
+def test_my_records_page_lists_nothing_of_other_subjects(
+    client, citizen, own_record, foreign_record
+):
     client.force_login(citizen)
 
     response = client.get(reverse("portal:records"))

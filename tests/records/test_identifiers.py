@@ -390,7 +390,9 @@ def test_credit_code_structure_is_checked(first17: str, reason: str) -> None:
     assert reason_of(validate_credit_code, credit_code(first17)) == reason
 
 
-@pytest.mark.parametrize("first17", ["Y1350100M000100Y4", "G2350100M000100Y4", "1Y350100M000100Y4", "N2350100M000100Y4"])
+@pytest.mark.parametrize(
+    "first17", ["Y1350100M000100Y4", "G2350100M000100Y4", "1Y350100M000100Y4", "N2350100M000100Y4"]
+)
 def test_credit_code_structure_accepts_allowed_codes(first17: str) -> None:
     value = credit_code(first17)
 

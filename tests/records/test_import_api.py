@@ -26,7 +26,9 @@ def upload(content: bytes, name: str = "push.csv") -> dict[str, SimpleUploadedFi
 
 
 def test_agency_system_pushes_a_file_and_gets_the_row_report(agency_client, agency):
-    response = agency_client.post("/api/v1/imports/", upload(csv_bytes(MIXED_ROWS)), format="multipart")
+    response = agency_client.post(
+        "/api/v1/imports/", upload(csv_bytes(MIXED_ROWS)), format="multipart"
+    )
 
     assert response.status_code == 201
     body = response.json()

@@ -206,9 +206,7 @@ def test_failure_half_way_leaves_nothing_applied(agency, monkeypatch):
 
     # The records, subjects and versions are already written when the audit write fails.
     monkeypatch.setattr("records.imports.audit_record", explode)
-    content = csv_bytes(
-        [row("R-1", title="改动"), row("R-2", subject_identifier=OTHER_PERSON_ID)]
-    )
+    content = csv_bytes([row("R-1", title="改动"), row("R-2", subject_identifier=OTHER_PERSON_ID)])
     with pytest.raises(RuntimeError, match="audit store unavailable"):
         run_import(agency, content)
 
@@ -304,7 +302,9 @@ def test_import_records_command_prints_errors_and_summary(agency, tmp_path):
     path.write_bytes(csv_bytes(MIXED_ROWS[:6]))
     out = io.StringIO()
 
-    call_command("import_records", str(path), agency="shanghai-market", no_progress=True, stdout=out)
+    call_command(
+        "import_records", str(path), agency="shanghai-market", no_progress=True, stdout=out
+    )
 
     lines = out.getvalue().splitlines()
     assert lines[:4] == [

@@ -57,7 +57,9 @@ def test_sweep_twice_changes_nothing_the_second_time():
 
 
 def test_beat_task_runs_the_sweep_for_today():
-    record = CreditRecordFactory(publication_end=date(2020, 1, 1), publication_start=date(2019, 1, 1))
+    record = CreditRecordFactory(
+        publication_end=date(2020, 1, 1), publication_start=date(2019, 1, 1)
+    )
 
     result = record_publication_sweep_task.apply().get()
 

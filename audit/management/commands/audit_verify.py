@@ -16,7 +16,9 @@ class Command(BaseCommand):
             action="store_true",
             help="Also check that the searchable columns agree with the hashed content.",
         )
-        parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
+        parser.add_argument(
+            "--no-progress", action="store_true", help="Do not show a progress bar."
+        )
 
     def handle(self, *args: Any, deep: bool, no_progress: bool, **options: Any) -> None:
         total = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first() or 0

@@ -11,7 +11,9 @@ from records.models import Agency, ImportBatch
 
 
 class Command(BaseCommand):
-    help = "Generate N valid credit records for M subjects as CSV, and import them (for benchmarks)."
+    help = (
+        "Generate N valid credit records for M subjects as CSV, and import them (for benchmarks)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--records", type=int, required=True)

@@ -42,8 +42,9 @@ class Command(BaseCommand):
             demo.registry_load()
             users = self._users()
         subjects = demo.subjects_generate(options["subjects"], seed=DEMO_SEED)
-        citizen_subject, company_subject = subjects[0], next(
-            s for s in subjects if s.kind == "organisation"
+        citizen_subject, company_subject = (
+            subjects[0],
+            next(s for s in subjects if s.kind == "organisation"),
         )
         agencies = Agency.objects.filter(kind=Agency.Kind.PROVIDING_UNIT).select_related(
             "jurisdiction"
