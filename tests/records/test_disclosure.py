@@ -169,3 +169,16 @@ def test_list_query_count_does_not_grow_with_rows(
         response = client.get(reverse("portal:records"))
 
     assert len(response.context["records"]) == 50
+
+
+def test_portal_speaks_chinese_first_and_english_on_request(client, citizen, own_record):
+    client.force_login(citizen)
+
+    chinese = client.get(reverse("portal:records")).content.decode()
+    english = client.get(reverse("portal:records"), headers={"accept-language": "en"})
+
+    assert '<html lang="zh-hans">' in chinese
+    assert "<h1>我的信用记录</h1>" in chinese
+    assert "异议处理中" in chinese
+    assert "<h1>My records</h1>" in english.content.decode()
+    assert "Under objection" in english.content.decode()
