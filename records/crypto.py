@@ -42,7 +42,7 @@ def identifier_encrypt(identifier: str) -> bytes:
     )
 
 
-def identifier_decrypt(ciphertext: bytes) -> str:
+def identifier_decrypt(ciphertext: bytes | memoryview) -> str:
     data = bytes(ciphertext)
     cipher = _cipher(settings.IDENTIFIER_ENCRYPTION_KEY)
     return cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], None).decode()

@@ -22,12 +22,12 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import translation
 from playwright.sync_api import (
@@ -35,12 +35,12 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Playwright,
+    ViewportSize,
     expect,
     sync_playwright,
 )
 from pytest_django.live_server_helper import LiveServer
 
-from accounts import roles
 from accounts.models import User
 from records.models import CreditRecord, Subject
 from records.selectors import record_list_for_user, subject_list_for_user
@@ -64,10 +64,12 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 10_000
-VIEWPORT = {"width": 1280, "height": 800}
-PHONE_VIEWPORT = {"width": 390, "height": 844}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+PHONE_VIEWPORT: ViewportSize = {"width": 390, "height": 844}
 # Screenshots of failing tests (and the ones tests take on purpose) go here.
-ARTIFACTS_DIR = Path(os.environ.get("SCS_E2E_ARTIFACTS", "/tmp/scs-e2e-artifacts"))
+ARTIFACTS_DIR = Path(
+    os.environ.get("SCS_E2E_ARTIFACTS") or Path(tempfile.gettempdir()) / "scs-e2e-artifacts"
+)
 
 DEMO_PASSWORDS = {
     "citizen": "citizen-demo-2026",
@@ -90,8 +92,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
-    report: pytest.TestReport = yield
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     page = getattr(item, "funcargs", {}).get("page")
     if report.when == "call" and report.failed and page is not None and not page.is_closed():
         ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -133,11 +135,7 @@ class BrowserLog:
 
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
-    # The project serves no /favicon.ico yet and base.html names no icon, so Chromium's automatic
-    # favicon request logs a 404. That is not the page's fault; drop this once an icon exists.
-    allowed: list[re.Pattern[str]] = field(
-        default_factory=lambda: [re.compile(r"status of 404 \(Not Found\) \(\S+/favicon\.ico\)$")]
-    )
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
 
     def allow(self, pattern: str) -> None:
         """Accept console errors matching `pattern` (a regular expression), e.g. an expected 404."""
@@ -168,7 +166,7 @@ def page(
     browser: Browser, browser_log: BrowserLog, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     context = browser.new_context(
-        viewport=VIEWPORT,  # type: ignore[arg-type]
+        viewport=VIEWPORT,
         locale="zh-CN",  # the audience: Accept-Language zh-CN, so Django picks zh-hans
         timezone_id="Asia/Shanghai",
     )
@@ -225,10 +223,6 @@ class Demo:
 @pytest.fixture
 def demo(transactional_db: None) -> Demo:
     """`load_demo` (60 subjects, 5 records per agency) in the transactional test database."""
-    # The role groups come from a data migration (accounts 0003_roles), and the flush that ends
-    # every transactional test deletes them; load_demo expects them, so put them back first.
-    for name in roles.ROLES:
-        Group.objects.get_or_create(name=name)
     call_command("load_demo", subjects=60, records_per_agency=5, stdout=io.StringIO())
     citizen = User.objects.get(username="citizen")
     subjects = list(subject_list_for_user(user=citizen))

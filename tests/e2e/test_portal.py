@@ -1,9 +1,9 @@
-"""The citizen portal in a real browser: logging in, the record list and detail, access, language."""
+"""The citizen portal in a real browser: log in, record list and detail, access, language."""
 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from records.crypto import identifier_decrypt
@@ -31,7 +31,7 @@ def _login_citizen(page: Page, live_server: LiveServer) -> None:
     login(page, live_server, "citizen", DEMO_PASSWORDS["citizen"])
 
 
-def _fact(page: Page, label: str):  # noqa: ANN202 - a Locator
+def _fact(page: Page, label: str) -> Locator:
     """The <dd> that follows the <dt> with exactly this text on a record's detail page."""
     return page.locator(
         f"xpath=//dl[contains(@class, 'facts')]/dt[normalize-space()='{label}']"
@@ -43,7 +43,9 @@ def _period(record: CreditRecord) -> str:
     return f"{record.publication_start:%Y-%m-%d} – {record.publication_end:%Y-%m-%d}"
 
 
-def test_citizen_logs_in_and_sees_own_records(page: Page, live_server: LiveServer, demo: Demo):
+def test_citizen_logs_in_and_sees_own_records(
+    page: Page, live_server: LiveServer, demo: Demo
+) -> None:
     _login_citizen(page, live_server)
 
     expect(page).to_have_url(f"{live_server.url}/portal/records/")
@@ -67,7 +69,7 @@ def test_citizen_logs_in_and_sees_own_records(page: Page, live_server: LiveServe
     expect(row.locator("td").nth(4)).to_have_text(_period(record))
 
     subject = demo.citizen_subject
-    full_identifier = identifier_decrypt(subject.identifier_encrypted)
+    full_identifier = identifier_decrypt(bytes(subject.identifier_encrypted))
     assert subject.identifier_masked == mask_identifier(full_identifier)
     assert subject.identifier_masked.count("*") == 10
     expect(page.locator("ul.subjects .identifier")).to_have_text(subject.identifier_masked)
@@ -78,7 +80,7 @@ def test_citizen_logs_in_and_sees_own_records(page: Page, live_server: LiveServe
 
 def test_record_detail_shows_legal_basis_and_publication_period(
     page: Page, live_server: LiveServer, demo: Demo
-):
+) -> None:
     record = demo.record
     _login_citizen(page, live_server)
 
@@ -87,9 +89,7 @@ def test_record_detail_shows_legal_basis_and_publication_period(
 
     expect(page).to_have_url(f"{live_server.url}/portal/records/{record.public_id}/")
     expect(page.get_by_role("heading", level=1)).to_have_text(record.title)
-    expect(_fact(page, gettext_for(page, "Legal basis"))).to_have_text(
-        record.category.legal_basis
-    )
+    expect(_fact(page, gettext_for(page, "Legal basis"))).to_have_text(record.category.legal_basis)
     expect(_fact(page, gettext_for(page, "Publication period"))).to_have_text(_period(record))
     expect(_fact(page, gettext_for(page, "Record number"))).to_have_text(record.record_number)
     expect(_fact(page, gettext_for(page, "Agency"))).to_have_text(
@@ -99,14 +99,14 @@ def test_record_detail_shows_legal_basis_and_publication_period(
     expect(_fact(page, gettext_for(page, "Subject")).locator(".identifier")).to_have_text(
         subject.identifier_masked
     )
-    assert identifier_decrypt(subject.identifier_encrypted) not in page.content()
+    assert identifier_decrypt(bytes(subject.identifier_encrypted)) not in page.content()
 
     screenshot(page, "detail")
 
 
 def test_record_of_another_subject_is_not_found(
     page: Page, live_server: LiveServer, demo: Demo, browser_log: BrowserLog
-):
+) -> None:
     foreign = demo.foreign_record
     assert foreign.subject_id != demo.citizen_subject.pk
     _login_citizen(page, live_server)
@@ -123,7 +123,9 @@ def test_record_of_another_subject_is_not_found(
     assert foreign.subject.identifier_masked not in html
 
 
-def test_anonymous_visitor_is_sent_to_login(page: Page, live_server: LiveServer, demo: Demo):
+def test_anonymous_visitor_is_sent_to_login(
+    page: Page, live_server: LiveServer, demo: Demo
+) -> None:
     response = page.goto(f"{live_server.url}/portal/records/")
 
     assert response is not None
@@ -139,7 +141,9 @@ def test_anonymous_visitor_is_sent_to_login(page: Page, live_server: LiveServer,
     expect(page.locator("table.records")).to_have_count(0)
 
 
-def test_language_selector_switches_to_english(page: Page, live_server: LiveServer, demo: Demo):
+def test_language_selector_switches_to_english(
+    page: Page, live_server: LiveServer, demo: Demo
+) -> None:
     _login_citizen(page, live_server)
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     selector = page.get_by_label(gettext_for(page, "Language"), exact=True)
@@ -155,8 +159,8 @@ def test_language_selector_switches_to_english(page: Page, live_server: LiveServ
     expect(page.locator("header").get_by_role("button", name="Log out", exact=True)).to_be_visible()
 
 
-def test_records_page_is_usable_on_a_phone(page: Page, live_server: LiveServer, demo: Demo):
-    page.set_viewport_size(PHONE_VIEWPORT)  # type: ignore[arg-type]
+def test_records_page_is_usable_on_a_phone(page: Page, live_server: LiveServer, demo: Demo) -> None:
+    page.set_viewport_size(PHONE_VIEWPORT)
     _login_citizen(page, live_server)
 
     table = page.locator("table.records")

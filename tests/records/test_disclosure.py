@@ -45,7 +45,7 @@ def test_my_records_page_shows_agency_legal_basis_period_and_mark(client, citize
     page = response.content.decode()
     assert own_record.agency.name_zh in page
     assert own_record.category.legal_basis in page
-    assert "2026-06-01 – 2027-06-01" in page
+    assert '<span class="nowrap">2026-06-01 –</span> <span class="nowrap">2027-06-01</span>' in page
     assert own_record.subject.identifier_masked in page
     assert list(response.context["records"]) == [own_record]
     assert 'class="mark"' in page

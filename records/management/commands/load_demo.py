@@ -92,6 +92,7 @@ class Command(BaseCommand):
             user.is_staff = role == roles.ADMINISTRATOR
             user.is_superuser = role == roles.ADMINISTRATOR
             user.save()
-            user.groups.add(Group.objects.get(name=role))
+            group, _ = Group.objects.get_or_create(name=role)
+            user.groups.add(group)
             users[username] = user
         return users
