@@ -1,1 +1,290 @@
-"""Cases, evidence and the workflow engine arrive with the case issue."""
+"""Cases (objection, repair, review), their clocks, and the data the workflow engine runs on."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from scs_cases.models import BaseModel
+
+
+class WorkflowDefinition(BaseModel):
+    """One version of a workflow definition. Rows are never edited: a change is a new version."""
+
+    key = models.SlugField(max_length=64)
+    version = models.PositiveIntegerField()
+    jurisdiction = models.ForeignKey(
+        "records.Jurisdiction", on_delete=models.PROTECT, related_name="workflow_definitions"
+    )
+    case_kind = models.CharField(max_length=16)
+    source_text = models.TextField(help_text=_("The definition in YAML."))
+    source_hash = models.CharField(max_length=64)
+    parameters_verified = models.BooleanField(default=False)
+    is_current = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "version"], name="workflow_key_version_unique"),
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(is_current=True), name="workflow_one_current_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+
+class CalendarOverride(BaseModel):
+    """An administrator's correction or addition to the statutory holiday schedule."""
+
+    day = models.DateField(unique=True)
+    working = models.BooleanField(help_text=_("Checked: a working day (e.g. a make-up Saturday)."))
+    source = models.CharField(
+        max_length=200, help_text=_("The State Council notice it comes from.")
+    )
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {'working' if self.working else 'day off'}"
+
+
+class CalendarYear(BaseModel):
+    """A year whose schedule an administrator has entered completely as overrides."""
+
+    year = models.PositiveSmallIntegerField(unique=True)
+    source = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["year"]
+
+    def __str__(self) -> str:
+        return str(self.year)
+
+
+class Case(BaseModel):
+    class Kind(models.TextChoices):
+        OBJECTION = "objection", _("objection")
+        REPAIR = "repair", _("credit repair")
+        REVIEW = "review", _("review of a decision")
+
+    class Grounds(models.TextChoices):
+        INACCURATE = "inaccurate", _("the record is wrong")
+        INCOMPLETE = "incomplete", _("the record is incomplete")
+        OUTSIDE_CATALOGUE = "outside_catalogue", _("the record is outside the lawful catalogue")
+        PERIOD_ENDED = "period_ended", _("the publication or retention period has ended")
+        PRIVACY = "privacy", _("the record infringes privacy or trade secrets")
+        OBLIGATION_FULFILLED = "obligation_fulfilled", _("the obligation has been fulfilled")
+        DECISION_REVOKED = "decision_revoked", _("the underlying decision was revoked or changed")
+
+    class Remedy(models.TextChoices):
+        CORRECT = "correct", _("correct the record")
+        DELETE = "delete", _("delete the record")
+        END_PUBLICATION = "end_publication", _("end its publication")
+        ANNOTATE = "annotate", _("annotate the record")
+
+    class Outcome(models.TextChoices):
+        GRANTED = "granted", _("granted")
+        PARTLY_GRANTED = "partly_granted", _("partly granted")
+        REFUSED = "refused", _("refused")
+        KEPT_WITH_NOTE = "kept_with_note", _("kept with a note")
+
+    FILED = "filed"  # before routing has chosen a workflow
+
+    reference = models.CharField(max_length=32, unique=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    subject = models.ForeignKey("records.Subject", on_delete=models.PROTECT, related_name="cases")
+    record = models.ForeignKey(
+        "records.CreditRecord", on_delete=models.PROTECT, related_name="cases"
+    )
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reviews"
+    )
+    fields_objected = models.JSONField(default=list, blank=True)
+    grounds = models.CharField(max_length=24, choices=Grounds.choices)
+    statement = models.TextField()
+    requested_remedy = models.CharField(max_length=16, choices=Remedy.choices)
+    correction = models.JSONField(
+        default=dict, blank=True, help_text=_("Corrected field values the applicant asks for.")
+    )
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases_filed"
+    )
+    representative = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cases_represented",
+    )
+    jurisdiction = models.ForeignKey(
+        "records.Jurisdiction", on_delete=models.PROTECT, related_name="+"
+    )
+    workflow = models.ForeignKey(
+        WorkflowDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="cases"
+    )
+    state = models.CharField(max_length=32, default=FILED)
+    is_open = models.BooleanField(default=True)
+    responsible_agency = models.ForeignKey(
+        "records.Agency", on_delete=models.PROTECT, null=True, blank=True, related_name="cases"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cases_assigned",
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    reasons = models.TextField(blank=True)
+    filed_at = models.DateTimeField()
+    routed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    next_due_on = models.DateField(null=True, blank=True, help_text=_("Earliest running deadline."))
+    lock_version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-filed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "kind"],
+                condition=Q(is_open=True),
+                name="case_one_open_per_record_and_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["responsible_agency", "is_open", "next_due_on"], name="case_queue"
+            ),
+            models.Index(fields=["state", "routed_at"], name="case_state_routed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class CaseReferenceCounter(models.Model):
+    """Per jurisdiction and year, the last number used in case references (SH-2026-000123)."""
+
+    prefix = models.CharField(max_length=8)
+    year = models.PositiveSmallIntegerField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prefix", "year"], name="case_reference_counter_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}-{self.year}: {self.last}"
+
+
+class Clock(BaseModel):
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        PAUSED = "paused", _("paused")
+        STOPPED = "stopped", _("stopped")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="clocks")
+    timer = models.CharField(max_length=64)
+    state = models.CharField(max_length=32)
+    unit = models.CharField(max_length=10)
+    amount = models.PositiveIntegerField()
+    extended_by = models.PositiveIntegerField(default=0)
+    extension_cap = models.PositiveIntegerField(null=True, blank=True)
+    started_on = models.DateField()
+    due_on = models.DateField()
+    remind_on = models.DateField()
+    trace = models.TextField()
+    on_expiry = models.CharField(max_length=10)
+    source_citation = models.CharField(max_length=300)
+    source_verified = models.BooleanField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["case_id", "id"]
+        indexes = [models.Index(fields=["status", "due_on"], name="clock_status_due")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.timer} due {self.due_on}"
+
+
+class ClockPause(models.Model):
+    clock = models.ForeignKey(Clock, on_delete=models.PROTECT, related_name="pauses")
+    started_at = models.DateTimeField()
+    started_on = models.DateField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["clock_id", "started_at"]
+
+    def __str__(self) -> str:
+        return f"pause of clock {self.clock_id} from {self.started_on}"
+
+
+class PendingApproval(BaseModel):
+    """A transition that needs a second person, waiting for one."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="approvals")
+    transition = models.CharField(max_length=64)
+    from_state = models.CharField(max_length=32)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    payload = models.JSONField(default=dict)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved = models.BooleanField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(approved__isnull=True),
+                name="approval_one_pending_per_case",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.transition}"
+
+
+class Escalation(BaseModel):
+    """A supervisor's task raised by a missed deadline. The case keeps its state."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="escalations")
+    clock = models.OneToOneField(Clock, on_delete=models.PROTECT, related_name="escalation")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"escalation of {self.case_id}"
+
+
+class DisputeStatement(BaseModel):
+    """The applicant's statement of dispute, kept with the record after a refusal."""
+
+    record = models.ForeignKey(
+        "records.CreditRecord", on_delete=models.PROTECT, related_name="dispute_statements"
+    )
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="dispute_statement")
+    text = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"dispute on record {self.record_id}"

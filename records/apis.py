@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
@@ -125,6 +125,7 @@ class ImportCreateApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "import"
 
+    @extend_schema_serializer(component_name="ImportInput")
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField()
         format = serializers.ChoiceField(choices=["csv", "ndjson"], required=False)

@@ -153,10 +153,34 @@ class CreditRecord(BaseModel):
         EXPIRED = "expired", _("expired")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="records")
+    # Referential integrity without a per-row check on every imported record (PostgreSQL's
+    # foreign-key triggers cost the bulk import more than the insert itself): agencies, subjects
+    # and catalogue entries that a record refers to cannot be deleted, enforced by triggers on
+    # those tables (migration 0002_referenced_rows_kept), and the import only writes ids it has
+    # just read from them. No single-column indexes either: (agency, record_number) and
+    # (subject, decision_date) lead with these columns.
+    agency = models.ForeignKey(
+        Agency,
+        on_delete=models.PROTECT,
+        related_name="records",
+        db_index=False,
+        db_constraint=False,
+    )
     record_number = models.CharField(_("agency record number"), max_length=64)
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="records")
-    category = models.ForeignKey(CatalogueEntry, on_delete=models.PROTECT, related_name="records")
+    subject = models.ForeignKey(
+        Subject,
+        on_delete=models.PROTECT,
+        related_name="records",
+        db_index=False,
+        db_constraint=False,
+    )
+    category = models.ForeignKey(
+        CatalogueEntry,
+        on_delete=models.PROTECT,
+        related_name="records",
+        db_index=False,
+        db_constraint=False,
+    )
     title = models.CharField(_("title"), max_length=300)
     facts = models.TextField(_("facts"))
     decision_document_number = models.CharField(_("decision document number"), max_length=100)
@@ -169,6 +193,7 @@ class CreditRecord(BaseModel):
         _("status"), max_length=20, choices=Status.choices, default=Status.PUBLISHED
     )
     under_objection = models.BooleanField(_("under objection"), default=False)
+    repaired_at = models.DateTimeField(_("repaired on"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     content_hash = models.CharField(max_length=64, editable=False)
 
@@ -189,8 +214,13 @@ class CreditRecord(BaseModel):
         ]
         indexes = [
             models.Index(fields=["subject", "decision_date"], name="record_subject_date"),
-            models.Index(fields=["status", "publication_end"], name="record_status_pub_end"),
-            models.Index(fields=["status", "retention_end"], name="record_status_ret_end"),
+            # The publication sweep reads only what is still published.
+            models.Index(
+                fields=["publication_end"],
+                condition=Q(status="published"),
+                name="record_published_until",
+            ),
+            models.Index(fields=["retention_end"], name="record_retention_end"),
         ]
 
     def __str__(self) -> str:

@@ -5,8 +5,9 @@ Bulk import lives in `records.imports`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +15,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from audit.services import audit_record
 from records.crypto import identifier_decrypt
-from records.models import CreditRecord, Subject, SubjectUserObjectPermission
+from records.models import CreditRecord, CreditRecordVersion, Subject, SubjectUserObjectPermission
 from records.selectors import ACT_FOR_SUBJECT
 
 if TYPE_CHECKING:
@@ -116,3 +117,121 @@ def record_publication_sweep(*, today: date | None = None) -> tuple[int, int]:
         today=today,
     )
     return ended, expired
+
+
+# Changes a case decision makes to a record. Called by the objection services inside their own
+# transaction; each writes its audit event with the case reference.
+
+CORRECTABLE_FIELDS = frozenset(
+    {"title", "facts", "decision_document_number", "decision_date", "conduct_ended_on"}
+)
+
+
+def _locked_record(record_id: int) -> CreditRecord:
+    return CreditRecord.objects.select_for_update().get(pk=record_id)
+
+
+@transaction.atomic
+def record_mark(
+    *, record_id: int, under_objection: bool, actor: User | None, case_reference: str
+) -> CreditRecord:
+    """Set or clear the "under objection" mark. Idempotent: no change, no event."""
+    record = _locked_record(record_id)
+    if record.under_objection == under_objection:
+        return record
+    record.under_objection = under_objection
+    record.save(update_fields=["under_objection", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="record.marked" if under_objection else "record.unmarked",
+        target=record,
+        case_reference=case_reference,
+        data={"under_objection": under_objection},
+    )
+    return record
+
+
+def _archive(record: CreditRecord) -> None:
+    CreditRecordVersion.objects.create(
+        record=record,
+        version=record.version,
+        category_id=record.category_id,
+        title=record.title,
+        facts=record.facts,
+        decision_document_number=record.decision_document_number,
+        decision_date=record.decision_date,
+        conduct_ended_on=record.conduct_ended_on,
+        publication_start=record.publication_start,
+        publication_end=record.publication_end,
+        retention_end=record.retention_end,
+        content_hash=record.content_hash,
+    )
+
+
+@transaction.atomic
+def record_correct(
+    *, record_id: int, changes: dict[str, Any], actor: User | None, case_reference: str
+) -> CreditRecord:
+    """Apply a decided correction as a new version; the previous content is kept."""
+    unknown = set(changes) - CORRECTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"fields that a correction cannot change: {sorted(unknown)}")
+    record = _locked_record(record_id)
+    _archive(record)
+    for name, value in changes.items():
+        setattr(record, name, value)
+    record.version += 1
+    record.status = CreditRecord.Status.CORRECTED
+    record.content_hash = hashlib.sha256(
+        f"{record.content_hash}:{record.version}:{sorted(changes.items())}".encode()
+    ).hexdigest()
+    record.save(update_fields=[*changes, "version", "status", "content_hash", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="record.corrected",
+        target=record,
+        case_reference=case_reference,
+        data={"fields": sorted(changes), "version": record.version},
+    )
+    return record
+
+
+@transaction.atomic
+def record_status_set(
+    *, record_id: int, status: str, actor: User | None, case_reference: str
+) -> CreditRecord:
+    """Delete a record or end its publication by decision (the row itself is kept)."""
+    record = _locked_record(record_id)
+    if record.status == status:
+        return record
+    previous = record.status
+    record.status = status
+    record.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=f"record.{status}",
+        target=record,
+        case_reference=case_reference,
+        data={"from": previous, "to": status},
+    )
+    return record
+
+
+@transaction.atomic
+def record_annotate_repaired(
+    *, record_id: int, actor: User | None, case_reference: str
+) -> CreditRecord:
+    record = _locked_record(record_id)
+    if record.repaired_at is not None:
+        return record
+    record.repaired_at = timezone.now()
+    record.status = CreditRecord.Status.PUBLICATION_ENDED
+    record.save(update_fields=["repaired_at", "status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="record.repaired",
+        target=record,
+        case_reference=case_reference,
+        data={"status": record.status},
+    )
+    return record

@@ -180,7 +180,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "scs_cases.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"import": os.environ.get("SCS_IMPORT_THROTTLE", "120/hour")},
+    "DEFAULT_THROTTLE_RATES": {
+        "import": os.environ.get("SCS_IMPORT_THROTTLE", "120/hour"),
+        "filing": os.environ.get("SCS_FILING_THROTTLE", "30/hour"),
+    },
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": None,
 }
@@ -224,6 +227,15 @@ CELERY_BEAT_SCHEDULE = {
     "records-publication-sweep": {
         "task": "records.tasks.record_publication_sweep_task",
         "schedule": float(os.environ.get("SCS_PUBLICATION_SWEEP_SECONDS", "3600")),
+    },
+    "objections-clocks-sweep": {
+        "task": "objections.tasks.clocks_sweep_task",
+        "schedule": float(os.environ.get("SCS_CLOCK_SWEEP_SECONDS", "300")),
+    },
+    # Re-drives routing that a lost message left behind (a killed worker, a flushed Redis).
+    "objections-unrouted-redrive": {
+        "task": "objections.tasks.cases_unrouted_redrive_task",
+        "schedule": float(os.environ.get("SCS_REDRIVE_SECONDS", "30")),
     },
 }
 

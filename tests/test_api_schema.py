@@ -14,7 +14,14 @@ def test_schema_generates_without_warnings_and_lists_every_endpoint():
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
 
     schema = out.getvalue()
-    for path in ("/api/v1/imports/:", "/api/v1/me/records/:", "/api/v1/me/subjects/:"):
+    for path in (
+        "/api/v1/imports/:",
+        "/api/v1/me/records/:",
+        "/api/v1/me/subjects/:",
+        "/api/v1/cases/:",
+        "/api/v1/cases/{reference}/:",
+        "/api/v1/cases/{reference}/transitions/:",
+    ):
         assert f"\n  {path}\n" in schema
 
 

@@ -1,0 +1,112 @@
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+
+from accounts.models import User
+from objections import workflow
+from objections.models import (
+    CalendarOverride,
+    CalendarYear,
+    Case,
+    Clock,
+    Escalation,
+    WorkflowDefinition,
+)
+from objections.services.definitions import workflow_definition_publish
+
+
+class WorkflowDefinitionForm(forms.ModelForm):
+    class Meta:
+        model = WorkflowDefinition
+        fields = ["source_text"]
+        widgets = {"source_text": forms.Textarea(attrs={"rows": 40, "cols": 120})}
+
+    def clean_source_text(self) -> str:
+        text: str = self.cleaned_data["source_text"]
+        try:
+            workflow.parse_definition(text, origin="edited definition")
+        except workflow.DefinitionError as error:
+            raise forms.ValidationError(list(error.problems)) from error
+        return text
+
+
+@admin.register(WorkflowDefinition)
+class WorkflowDefinitionAdmin(admin.ModelAdmin):
+    """Editing a definition publishes a new version; stored versions never change."""
+
+    form = WorkflowDefinitionForm
+    list_display = ("key", "version", "is_current", "parameters_verified", "created_at")
+    list_filter = ("is_current", "parameters_verified", "jurisdiction")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["key", "version", "is_current", "parameters_verified", "source_hash"] if obj else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["source_text"]
+        return ["key", "version", "is_current", "parameters_verified", "source_hash", "source_text"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        row, created = workflow_definition_publish(
+            source_text=form.cleaned_data["source_text"], actor=cast(User, request.user)
+        )
+        obj.pk = row.pk
+        if created:
+            messages.success(request, f"Published {row.key} version {row.version}.")
+        else:
+            messages.info(request, "The text is identical to the current version; nothing changed.")
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
+        return HttpResponseRedirect("../../")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CalendarOverride)
+class CalendarOverrideAdmin(admin.ModelAdmin):
+    list_display = ("day", "working", "source")
+    date_hierarchy = "day"
+
+
+@admin.register(CalendarYear)
+class CalendarYearAdmin(admin.ModelAdmin):
+    list_display = ("year", "source")
+
+
+class ClockInline(admin.TabularInline):
+    model = Clock
+    fields = ("timer", "state", "unit", "amount", "extended_by", "due_on", "status", "trace")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ("reference", "kind", "state", "is_open", "responsible_agency", "next_due_on")
+    list_filter = ("kind", "is_open", "jurisdiction")
+    search_fields = ("reference",)
+    raw_id_fields = ("record", "subject", "filed_by", "representative", "assignee", "parent")
+    inlines = [ClockInline]
+    show_full_result_count = False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # cases change only through the workflow
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Escalation)
+class EscalationAdmin(admin.ModelAdmin):
+    list_display = ("case", "clock", "created_at", "resolved_at")
+    raw_id_fields = ("case", "clock", "resolved_by")

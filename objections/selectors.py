@@ -1,0 +1,47 @@
+"""Reads of cases, already limited to what the user may see."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts import roles
+from accounts.models import User
+from objections.models import Case, Clock
+from records.selectors import subject_list_for_user
+
+
+def case_list_for_user(*, user: User) -> QuerySet[Case]:
+    """Cases the user may see: their own subjects' cases, their agency's cases, or all (auditor).
+
+    Ordered by remaining statutory time: the earliest running deadline first.
+    """
+    names = roles.role_names(user)
+    cases = Case.objects.select_related(
+        "record__agency",
+        "record__category",
+        "subject",
+        "assignee",
+        "workflow",
+        "responsible_agency",
+    )
+    if roles.AUDITOR in names or roles.ADMINISTRATOR in names:
+        scoped = cases
+    else:
+        scope = Q(subject__in=subject_list_for_user(user=user).values("pk")) | Q(filed_by=user)
+        if (roles.CASEWORKER in names or roles.SUPERVISOR in names) and user.agency_id:
+            scope |= Q(responsible_agency_id=user.agency_id) | Q(record__agency_id=user.agency_id)
+        scoped = cases.filter(scope)
+    return scoped.order_by("-is_open", "next_due_on", "id")
+
+
+def case_get_for_user(*, user: User, reference: str) -> Case:
+    try:
+        return case_list_for_user(user=user).get(reference=reference)
+    except (Case.DoesNotExist, ValidationError, ValueError) as error:
+        raise Http404("No such case.") from error
+
+
+def case_clocks(*, case: Case) -> QuerySet[Clock]:
+    return Clock.objects.filter(case=case).order_by("id")

@@ -1,0 +1,33 @@
+"""Every write of the objections app. Import from the sub-modules; this package re-exports."""
+
+from objections.services.cases import (
+    TransitionInput,
+    case_approval_decide,
+    case_dispute_statement_add,
+    case_file,
+    case_roles_for,
+    case_route,
+    case_transition,
+    cases_unrouted_redrive,
+)
+from objections.services.clocks import clocks_sweep
+from objections.services.definitions import (
+    definition_of,
+    workflow_definition_publish,
+    workflow_definitions_sync,
+)
+
+__all__ = [
+    "TransitionInput",
+    "case_approval_decide",
+    "case_dispute_statement_add",
+    "case_file",
+    "case_roles_for",
+    "case_route",
+    "case_transition",
+    "cases_unrouted_redrive",
+    "clocks_sweep",
+    "definition_of",
+    "workflow_definition_publish",
+    "workflow_definitions_sync",
+]

@@ -1,0 +1,642 @@
+"""Cases: filing, routing, assignment, transitions (with their effects), approvals, disputes.
+
+`case_transition` is the one function that changes a case's state once it is routed. Each service
+owns its transaction, locks the case row, writes its audit event inside, and queues side effects
+(notifications, routing) with `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from accounts import roles
+from accounts.models import User
+from audit.services import audit_record
+from objections import workflow
+from objections.exceptions import (
+    CaseConflict,
+    FilingRefused,
+    MissingFields,
+    RoleNotAllowed,
+    TransitionNotAvailable,
+)
+from objections.models import Case, CaseReferenceCounter, DisputeStatement, PendingApproval
+from objections.services import clocks
+from objections.services.definitions import definition_of
+from objections.services.notifications import notify_on_commit
+from records import services as record_services
+from records.dates import add_months
+from records.models import Agency, CreditRecord
+from records.selectors import subject_list_for_user
+
+if TYPE_CHECKING:
+    from objections.models import WorkflowDefinition
+
+REFERENCE_PREFIX = {"shanghai": "SH", "zhejiang": "ZJ", "hubei": "HB", "national": "CN"}
+# Which built-in definition a case runs under, by the record's jurisdiction and the case kind.
+DEFINITION_KEYS = {
+    ("shanghai", "objection"): "shanghai-objection",
+    ("shanghai", "repair"): "national-repair",
+    ("zhejiang", "objection"): "zhejiang-objection",
+    ("zhejiang", "repair"): "zhejiang-repair",
+    ("hubei", "objection"): "hubei-objection",
+    ("hubei", "repair"): "hubei-repair",
+    ("national", "objection"): "pboc-objection",
+    ("national", "repair"): "national-repair",
+}
+ROUTING_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class TransitionInput:
+    """What a person supplies with a transition; `requires` in the definition names the fields."""
+
+    reasons: str = ""
+    outcome: str = ""
+    material_request: str = ""
+    statement: str = ""
+    extension_reason: str = ""
+    extension_days: int = 0
+    correction: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> object:
+        return getattr(self, name, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles of a person towards one case
+
+
+def case_roles_for(*, user: User, case: Case) -> tuple[str, ...]:
+    """The workflow roles `user` holds on `case`, most specific first."""
+    held: list[str] = []
+    names = roles.role_names(user)
+    if (
+        roles.SUPERVISOR in names
+        and user.agency_id is not None
+        and user.agency_id
+        in (
+            case.responsible_agency_id,
+            case.record.agency_id,
+        )
+    ):
+        held.append("supervisor")
+    if roles.CASEWORKER in names and user.agency_id is not None:
+        if user.agency_id == case.responsible_agency_id:
+            held.append("caseworker")
+        if user.agency_id == case.record.agency_id:
+            held.append("agency_caseworker")
+    if user.pk in (case.filed_by_id, case.representative_id) or (
+        subject_list_for_user(user=user).filter(pk=case.subject_id).exists()
+    ):
+        held.append("citizen")
+    return tuple(held)
+
+
+def _step_for(
+    definition: workflow.Definition, *, state: str, transition: str, held: tuple[str, ...]
+) -> tuple[workflow.Transition, str]:
+    names_here = {t.name for t in definition.transitions_from(state)}
+    if transition not in names_here:
+        if transition in {t.name for t in definition.transitions}:
+            raise TransitionNotAvailable(
+                f"'{transition}' cannot be taken while the case is '{state}'.",
+                state=state,
+                available=sorted(names_here),
+            )
+        raise TransitionNotAvailable(f"This workflow has no transition '{transition}'.")
+    for role in held:
+        try:
+            return definition.step(state=state, transition=transition, role=role), role
+        except workflow.InvalidTransition:
+            continue
+    raise RoleNotAllowed(f"Your role on this case may not take '{transition}'.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Filing and routing
+
+
+def _next_reference(jurisdiction_code: str, year: int) -> str:
+    prefix = REFERENCE_PREFIX.get(jurisdiction_code, jurisdiction_code[:2].upper())
+    counter, _ = CaseReferenceCounter.objects.select_for_update().get_or_create(
+        prefix=prefix, year=year
+    )
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return f"{prefix}-{year}-{counter.last:06d}"
+
+
+def _repair_guards(record: CreditRecord, today: date) -> None:
+    category = record.category
+    if not category.repairable:
+        raise FilingRefused("Records of this category cannot be repaired.")
+    if record.subject.on_serious_dishonesty_list:
+        raise FilingRefused(
+            "A subject on a serious-dishonesty list cannot apply for repair until removed from it."
+        )
+    earliest = add_months(record.decision_date, category.publication_min_months)
+    if today < earliest:
+        raise FilingRefused(
+            f"Repair may be applied for from {earliest.isoformat()}: the minimum publication "
+            f"period for a {category.severity} record is {category.publication_min_months} months.",
+            earliest=earliest.isoformat(),
+        )
+
+
+@transaction.atomic
+def case_file(
+    *,
+    actor: User,
+    record: CreditRecord,
+    kind: str,
+    grounds: str,
+    statement: str,
+    requested_remedy: str,
+    fields_objected: list[str] | None = None,
+    correction: dict[str, Any] | None = None,
+    representative: User | None = None,
+) -> Case:
+    """File an objection or repair application about one record the actor may act for."""
+    if kind not in (Case.Kind.OBJECTION, Case.Kind.REPAIR):
+        raise FilingRefused("A case is an objection or a repair application.")
+    record = CreditRecord.objects.select_related("subject", "category", "agency__jurisdiction").get(
+        pk=record.pk
+    )
+    today = timezone.localdate()
+    if kind == Case.Kind.REPAIR:
+        _repair_guards(record, today)
+    unknown = set(correction or {}) - record_services.CORRECTABLE_FIELDS
+    if unknown:
+        raise FilingRefused(f"These fields cannot be corrected: {', '.join(sorted(unknown))}.")
+    if Case.objects.filter(record=record, kind=kind, is_open=True).exists():
+        raise CaseConflict(f"An open {kind} case about this record already exists.")
+    jurisdiction = record.agency.jurisdiction
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(
+                reference=_next_reference(jurisdiction.code, today.year),
+                kind=kind,
+                subject=record.subject,
+                record=record,
+                fields_objected=fields_objected or [],
+                grounds=grounds,
+                statement=statement,
+                requested_remedy=requested_remedy,
+                correction=correction or {},
+                filed_by=actor,
+                representative=representative,
+                jurisdiction=jurisdiction,
+                filed_at=now,
+            )
+    except IntegrityError as error:  # a concurrent filing won the unique constraint
+        raise CaseConflict(f"An open {kind} case about this record already exists.") from error
+    audit_record(
+        actor=actor,
+        action="case.filed",
+        target=case,
+        case_reference=case.reference,
+        data={"kind": kind, "record": record.pk, "grounds": grounds, "remedy": requested_remedy},
+    )
+    from objections.tasks import case_route_task
+
+    transaction.on_commit(partial(case_route_task.delay, case_id=case.pk))
+    notify_on_commit(case_id=case.pk, event="filed")
+    return case
+
+
+def _choose_assignee(agency: Agency) -> User | None:
+    """The caseworker of `agency` with the fewest open cases (then the longest-serving)."""
+    return (
+        User.objects.filter(agency=agency, groups__name=roles.CASEWORKER, is_active=True)
+        .annotate(load=Count("cases_assigned", filter=Q(cases_assigned__is_open=True)))
+        .order_by("load", "id")
+        .first()
+    )
+
+
+def _current_definition(key: str) -> WorkflowDefinition:
+    from objections.models import WorkflowDefinition
+    from objections.services.definitions import workflow_definitions_sync
+
+    row = WorkflowDefinition.objects.filter(key=key, is_current=True).first()
+    if row is None:
+        workflow_definitions_sync()
+        row = WorkflowDefinition.objects.get(key=key, is_current=True)
+    return row
+
+
+@transaction.atomic
+def case_route(*, case_id: int) -> Case:
+    """Choose the workflow version, the responsible agency and the assignee; start the clocks.
+
+    Idempotent: a routed case is returned unchanged, so a duplicated message does nothing.
+    """
+    case = (
+        Case.objects.select_for_update()
+        .select_related("record__agency__jurisdiction", "jurisdiction")
+        .get(pk=case_id)
+    )
+    if case.routed_at is not None:
+        return case
+    key = DEFINITION_KEYS[(case.jurisdiction.code, case.kind)]
+    row = _current_definition(key)
+    definition = definition_of(row)
+    centre = Agency.objects.filter(
+        jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE
+    ).first()
+    agency = centre or case.record.agency
+    case.workflow = row
+    case.responsible_agency = agency
+    case.assignee = _choose_assignee(agency)
+    case.state = definition.initial
+    case.routed_at = timezone.now()
+    today = timezone.localdate()
+    clocks.clocks_start(case=case, definition=definition, state=case.state, today=today)
+    case.next_due_on = clocks.case_next_due(case)
+    case.lock_version += 1
+    case.save(
+        update_fields=[
+            "workflow",
+            "responsible_agency",
+            "assignee",
+            "state",
+            "routed_at",
+            "next_due_on",
+            "lock_version",
+            "updated_at",
+        ]
+    )
+    audit_record(
+        actor=None,
+        action="case.routed",
+        target=case,
+        case_reference=case.reference,
+        data={
+            "workflow": row.key,
+            "version": row.version,
+            "agency": agency.pk,
+            "assignee": case.assignee_id,
+            "state": case.state,
+        },
+    )
+    _run_automatic_steps(case, definition)
+    notify_on_commit(case_id=case.pk, event="routed")
+    return case
+
+
+# What the applicant asked for, as the record effect that grants it.
+REMEDY_EFFECTS = {
+    Case.Remedy.CORRECT: "apply_correction",
+    Case.Remedy.DELETE: "delete_record",
+    Case.Remedy.END_PUBLICATION: "end_publication",
+    Case.Remedy.ANNOTATE: "annotate_repaired",
+}
+
+
+def _automatic_step(case: Case, definition: workflow.Definition) -> workflow.Transition | None:
+    """The step the system takes by itself from the current state, if exactly one fits.
+
+    Several system steps (e.g. execute a correction or a deletion) are told apart by the remedy
+    the applicant asked for.
+    """
+    steps = [t for t in definition.transitions_from(case.state) if "system" in t.roles]
+    if len(steps) > 1:
+        wanted = REMEDY_EFFECTS.get(Case.Remedy(case.requested_remedy))
+        steps = [t for t in steps if wanted in t.effects]
+    return steps[0] if len(steps) == 1 else None
+
+
+def _run_automatic_steps(case: Case, definition: workflow.Definition) -> None:
+    """Take the steps the system takes by itself (marking on filing, executing a decision)."""
+    for _ in range(len(definition.states)):
+        step = _automatic_step(case, definition)
+        if step is None or definition.is_terminal(case.state):
+            return
+        _apply(case, definition, step, actor=None, role="system", data=TransitionInput())
+
+
+def cases_unrouted_redrive(*, older_than_seconds: int = ROUTING_GRACE_SECONDS) -> list[int]:
+    """Queue routing again for cases whose message was lost (a killed worker, a flushed Redis)."""
+    from objections.tasks import case_route_task
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Case.objects.filter(routed_at__isnull=True, filed_at__lte=cutoff).values_list(
+            "id", flat=True
+        )
+    )
+    for case_id in ids:
+        case_route_task.delay(case_id=case_id)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Transitions
+
+
+def _check_required(step: workflow.Transition, data: TransitionInput) -> None:
+    missing = [name for name in step.requires if not data.value(name)]
+    if missing:
+        raise MissingFields(f"'{step.name}' needs: {', '.join(missing)}.", fields=missing)
+    if data.outcome and data.outcome not in Case.Outcome.values:
+        raise MissingFields(
+            f"Unknown outcome '{data.outcome}'.", fields=["outcome"], allowed=Case.Outcome.values
+        )
+
+
+def _locked_case(case_id: int, expected_lock_version: int | None) -> Case:
+    case = (
+        Case.objects.select_for_update()
+        .select_related("workflow", "record__agency", "record__category")
+        .get(pk=case_id)
+    )
+    if expected_lock_version is not None and case.lock_version != expected_lock_version:
+        raise CaseConflict(
+            "The case changed since you opened it; reload it and try again.",
+            lock_version=case.lock_version,
+        )
+    if case.workflow is None:
+        raise TransitionNotAvailable("The case is still being routed; try again in a moment.")
+    return case
+
+
+@transaction.atomic
+def case_transition(
+    *,
+    case_id: int,
+    transition: str,
+    actor: User,
+    data: TransitionInput | None = None,
+    expected_lock_version: int | None = None,
+) -> Case:
+    """Take one workflow transition on behalf of `actor`.
+
+    Raises TransitionNotAvailable (the state does not allow it: HTTP 409), RoleNotAllowed (403),
+    MissingFields (400), CaseConflict (409: the case changed since `expected_lock_version`).
+    A transition that needs a second person is recorded as a pending approval instead.
+    """
+    data = data or TransitionInput()
+    case = _locked_case(case_id, expected_lock_version)
+    definition = definition_of(case.workflow)  # type: ignore[arg-type]
+    step, role = _step_for(
+        definition,
+        state=case.state,
+        transition=transition,
+        held=case_roles_for(user=actor, case=case),
+    )
+    _check_required(step, data)
+    if step.second_person:
+        try:
+            with transaction.atomic():
+                approval = PendingApproval.objects.create(
+                    case=case,
+                    transition=step.name,
+                    from_state=case.state,
+                    requested_by=actor,
+                    payload={
+                        "reasons": data.reasons,
+                        "outcome": data.outcome,
+                        "extension_reason": data.extension_reason,
+                        "extension_days": data.extension_days,
+                    },
+                )
+        except IntegrityError as error:
+            raise CaseConflict("Another step of this case is already awaiting approval.") from error
+        case.lock_version += 1
+        case.save(update_fields=["lock_version", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="case.approval_requested",
+            target=case,
+            case_reference=case.reference,
+            role=role,
+            data={"transition": step.name, "approval": approval.pk},
+        )
+        return case
+    return _apply(case, definition, step, actor=actor, role=role, data=data)
+
+
+@transaction.atomic
+def case_approval_decide(
+    *, approval_id: int, actor: User, approve: bool, reasons: str = ""
+) -> Case:
+    """A second person approves (the transition is taken) or rejects a pending step."""
+    approval = PendingApproval.objects.select_related("requested_by").get(pk=approval_id)
+    case = _locked_case(approval.case_id, None)
+    if approval.approved is not None:
+        raise CaseConflict("This approval has already been decided.")
+    if actor.pk == approval.requested_by_id:
+        raise RoleNotAllowed("The person who asked for a step cannot approve it.")
+    definition = definition_of(case.workflow)  # type: ignore[arg-type]
+    if case.state != approval.from_state:
+        raise TransitionNotAvailable("The case has moved on since the step was requested.")
+    step = next(t for t in definition.transitions_from(case.state) if t.name == approval.transition)
+    held = set(case_roles_for(user=actor, case=case))
+    role = next((r for r in step.approver_roles if r in held), None)
+    if role is None:
+        raise RoleNotAllowed("Your role on this case may not approve this step.")
+    approval.approved = approve
+    approval.decided_by = actor
+    approval.save(update_fields=["approved", "decided_by", "updated_at"])
+    if not approve:
+        case.lock_version += 1
+        case.save(update_fields=["lock_version", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="case.approval_rejected",
+            target=case,
+            case_reference=case.reference,
+            role=role,
+            data={"transition": step.name, "approval": approval.pk, "reasons_given": bool(reasons)},
+        )
+        return case
+    payload = approval.payload
+    data = TransitionInput(
+        reasons=payload.get("reasons", ""),
+        outcome=payload.get("outcome", ""),
+        extension_reason=payload.get("extension_reason", ""),
+        extension_days=int(payload.get("extension_days") or 0),
+    )
+    return _apply(
+        case,
+        definition,
+        step,
+        actor=approval.requested_by,
+        role=role,
+        data=data,
+        approved_by=actor,
+    )
+
+
+def _apply(
+    case: Case,
+    definition: workflow.Definition,
+    step: workflow.Transition,
+    *,
+    actor: User | None,
+    role: str,
+    data: TransitionInput,
+    approved_by: User | None = None,
+) -> Case:
+    """Change state, clocks and record as `step` says; audit it; queue the notifications."""
+    now = timezone.now()
+    today = timezone.localdate()
+    source = case.state
+    update_fields = ["state", "lock_version", "next_due_on", "updated_at"]
+    if step.pauses_clock:
+        clocks.clocks_pause(
+            case=case,
+            actor=actor or approved_by,  # type: ignore[arg-type]
+            reason=data.material_request or data.reasons or step.name,
+            today=today,
+        )
+    if step.resumes_clock:
+        clocks.clocks_resume(case=case, today=today)
+    if step.extends_clock:
+        clocks.clocks_extend(
+            case=case,
+            days=data.extension_days,
+            reason=data.extension_reason or data.reasons,
+            today=today,
+        )
+    case.state = step.target
+    if data.outcome:
+        case.outcome = data.outcome
+        update_fields.append("outcome")
+    if data.reasons:
+        case.reasons = data.reasons
+        update_fields.append("reasons")
+    if definition.is_terminal(step.target):
+        case.is_open = False
+        case.closed_at = now
+        update_fields += ["is_open", "closed_at"]
+        clocks.clocks_stop_all(case=case, now=now)
+    else:
+        if not case.is_open:  # reopened by review
+            case.is_open = True
+            case.closed_at = None
+            update_fields += ["is_open", "closed_at"]
+        if source != step.target:
+            clocks.clocks_stop_outside(case=case, definition=definition, state=step.target, now=now)
+        clocks.clocks_start(case=case, definition=definition, state=step.target, today=today)
+    _run_effects(case, step, actor=actor or approved_by)
+    case.next_due_on = clocks.case_next_due(case)
+    case.lock_version += 1
+    try:
+        with transaction.atomic():
+            case.save(update_fields=update_fields)
+    except IntegrityError as error:
+        raise CaseConflict(
+            "Another open case of this kind about the same record exists; it must close first."
+        ) from error
+    audit_record(
+        actor=actor,
+        action="case.transitioned",
+        target=case,
+        case_reference=case.reference,
+        role=role,
+        data={
+            "transition": step.name,
+            "from": source,
+            "to": step.target,
+            "outcome": data.outcome,
+            "reasons_given": bool(data.reasons),
+            "approved_by": approved_by.pk if approved_by else None,
+            "effects": list(step.effects),
+        },
+    )
+    notify_on_commit(
+        case_id=case.pk, event="decided" if definition.is_terminal(step.target) else "transitioned"
+    )
+    if role != "system":
+        _run_automatic_steps(case, definition)
+    return case
+
+
+def _run_effects(case: Case, step: workflow.Transition, *, actor: User | None) -> None:
+    record_id, reference = case.record_id, case.reference
+    for effect in step.effects:
+        if effect == "mark_record":
+            record_services.record_mark(
+                record_id=record_id, under_objection=True, actor=actor, case_reference=reference
+            )
+        elif effect == "unmark_record":
+            record_services.record_mark(
+                record_id=record_id, under_objection=False, actor=actor, case_reference=reference
+            )
+        elif effect == "apply_correction" and case.correction:
+            record_services.record_correct(
+                record_id=record_id,
+                changes=_typed_correction(case.correction),
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect == "delete_record":
+            record_services.record_status_set(
+                record_id=record_id,
+                status=CreditRecord.Status.DELETED,
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect == "end_publication":
+            record_services.record_status_set(
+                record_id=record_id,
+                status=CreditRecord.Status.PUBLICATION_ENDED,
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect == "annotate_repaired":
+            record_services.record_annotate_repaired(
+                record_id=record_id, actor=actor, case_reference=reference
+            )
+        # notify_* and escalate are carried by the notification queued after the transition.
+
+
+def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
+    typed: dict[str, Any] = {}
+    for name, value in correction.items():
+        if name in ("decision_date", "conduct_ended_on") and isinstance(value, str):
+            typed[name] = date.fromisoformat(value) if value else None
+        else:
+            typed[name] = value
+    return typed
+
+
+# ---------------------------------------------------------------------------------------------
+# After a refusal
+
+
+@transaction.atomic
+def case_dispute_statement_add(*, case_id: int, actor: User, text: str) -> DisputeStatement:
+    """The applicant's statement of dispute, kept with the record after a refused objection."""
+    case = Case.objects.select_for_update().select_related("record").get(pk=case_id)
+    if "citizen" not in case_roles_for(user=actor, case=case):
+        raise RoleNotAllowed("Only the applicant may add a statement of dispute.")
+    if case.is_open or case.outcome not in (Case.Outcome.REFUSED, Case.Outcome.KEPT_WITH_NOTE):
+        raise TransitionNotAvailable("A statement of dispute follows a refused, closed case.")
+    if not text.strip():
+        raise MissingFields("The statement is empty.", fields=["text"])
+    try:
+        with transaction.atomic():
+            statement = DisputeStatement.objects.create(
+                record=case.record, case=case, text=text.strip(), author=actor
+            )
+    except IntegrityError as error:
+        raise CaseConflict("This case already has a statement of dispute.") from error
+    audit_record(
+        actor=actor,
+        action="record.dispute_added",
+        target=case.record,
+        case_reference=case.reference,
+        data={"statement": statement.pk},
+    )
+    return statement

@@ -1,0 +1,222 @@
+"""Clocks: statutory deadlines per case state, paused, resumed, extended, swept by beat."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from objections import workflow
+from objections.calendar import CALENDAR_DAYS, add
+from objections.exceptions import ExtensionRefused
+from objections.models import Case, Clock, ClockPause, Escalation
+from objections.services.calendars import working_calendar
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+OPEN_STATUSES = (Clock.Status.RUNNING, Clock.Status.PAUSED)
+
+
+def _remind_on(started_on: date, due_on: date, share: float) -> date:
+    span = (due_on - started_on).days
+    return started_on + timedelta(days=math.floor(span * share))
+
+
+def clocks_start(*, case: Case, definition: workflow.Definition, state: str, today: date) -> None:
+    """Start the timers of `state` that are not already open (a case may come back to a state)."""
+    open_timers = set(
+        Clock.objects.filter(case=case, status__in=OPEN_STATUSES).values_list("timer", flat=True)
+    )
+    calendar = working_calendar()
+    filed_on = timezone.localdate(case.filed_at)
+    for timer in definition.timers_for(state):
+        if timer.name in open_timers:
+            continue
+        start = filed_on if timer.starts_on == "filed" else today
+        deadline = add(calendar, start=start, amount=timer.amount, unit=timer.unit)
+        Clock.objects.create(
+            case=case,
+            timer=timer.name,
+            state=state,
+            unit=timer.unit,
+            amount=timer.amount,
+            extension_cap=timer.extension_cap,
+            started_on=start,
+            due_on=deadline.due,
+            remind_on=_remind_on(start, deadline.due, timer.reminder_at),
+            trace=deadline.trace_text(),
+            on_expiry=timer.on_expiry,
+            source_citation=timer.source.citation[:300],
+            source_verified=timer.source.verified,
+        )
+
+
+def clocks_stop_outside(
+    *, case: Case, definition: workflow.Definition, state: str, now: object
+) -> None:
+    """Stop running clocks whose period does not continue into `state`.
+
+    A timer name shared by several states is one legal period (e.g. 5 WD from receipt while the
+    case is marked and then under review), so its clock keeps running. Paused clocks wait for
+    their resume.
+    """
+    continuing = {timer.name for timer in definition.timers_for(state)}
+    Clock.objects.filter(case=case, status=Clock.Status.RUNNING).exclude(
+        timer__in=continuing
+    ).update(status=Clock.Status.STOPPED, stopped_at=now)
+
+
+def clocks_stop_all(*, case: Case, now: object) -> None:
+    Clock.objects.filter(case=case, status__in=OPEN_STATUSES).update(
+        status=Clock.Status.STOPPED, stopped_at=now
+    )
+
+
+def clocks_pause(*, case: Case, actor: User, reason: str, today: date) -> list[int]:
+    now = timezone.now()
+    paused = []
+    for clock in Clock.objects.filter(case=case, status=Clock.Status.RUNNING):
+        ClockPause.objects.create(
+            clock=clock, started_at=now, started_on=today, reason=reason, actor=actor
+        )
+        clock.status = Clock.Status.PAUSED
+        clock.save(update_fields=["status", "updated_at"])
+        paused.append(clock.pk)
+    return paused
+
+
+def clocks_resume(*, case: Case, today: date) -> list[int]:
+    """Resume paused clocks; each deadline moves by the paused time, in the clock's own unit."""
+    calendar = working_calendar()
+    resumed = []
+    for clock in Clock.objects.filter(case=case, status=Clock.Status.PAUSED):
+        pause = clock.pauses.filter(ended_at__isnull=True).order_by("-started_at").first()
+        if pause is not None:
+            pause.ended_at = timezone.now()
+            pause.save(update_fields=["ended_at"])
+            if clock.unit == CALENDAR_DAYS:
+                paused_for = (today - pause.started_on).days
+            else:
+                paused_for = calendar.working_days_between(pause.started_on, today)
+            if paused_for > 0:
+                moved = add(calendar, start=clock.due_on, amount=paused_for, unit=clock.unit)
+                clock.due_on = moved.due
+                clock.trace += (
+                    f"\npaused {pause.started_on.isoformat()}..{today.isoformat()} "
+                    f"({paused_for} {clock.unit} days): {pause.reason}\n{moved.trace_text()}"
+                )
+                clock.remind_on = _remind_on(clock.started_on, clock.due_on, 0.8)
+        clock.status = Clock.Status.RUNNING
+        clock.save(update_fields=["status", "due_on", "trace", "remind_on", "updated_at"])
+        resumed.append(clock.pk)
+    return resumed
+
+
+def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[int]:
+    """Extend the running clocks that allow it, within their cap (e.g. Zhejiang: 20 WD in all)."""
+    if days < 1:
+        raise ExtensionRefused("An extension must be at least one day.")
+    calendar = working_calendar()
+    extended = []
+    for clock in Clock.objects.filter(case=case, status=Clock.Status.RUNNING):
+        if clock.extension_cap is None:
+            continue
+        total = clock.amount + clock.extended_by + days
+        if total > clock.extension_cap:
+            raise ExtensionRefused(
+                f"The extension would bring {clock.timer} to {total} {clock.unit} days; "
+                f"the rules allow at most {clock.extension_cap}.",
+                cap=clock.extension_cap,
+            )
+        moved = add(calendar, start=clock.due_on, amount=days, unit=clock.unit)
+        clock.extended_by += days
+        clock.due_on = moved.due
+        clock.trace += f"\nextended by {days} {clock.unit} days: {reason}\n{moved.trace_text()}"
+        clock.save(update_fields=["extended_by", "due_on", "trace", "updated_at"])
+        extended.append(clock.pk)
+    if not extended:
+        raise ExtensionRefused("No running deadline of this case may be extended.")
+    return extended
+
+
+def case_next_due(case: Case) -> date | None:
+    return (
+        Clock.objects.filter(case=case, status=Clock.Status.RUNNING)
+        .order_by("due_on")
+        .values_list("due_on", flat=True)
+        .first()
+    )
+
+
+def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
+    """Remind at 80 % of a clock, escalate after it. Never decides: the case keeps its state.
+
+    Idempotent (each clock is reminded and escalated at most once); one transaction per clock.
+    Returns (reminded, escalated).
+    """
+    from objections.services.notifications import notify_on_commit
+
+    today = today or timezone.localdate()
+    reminded = escalated = 0
+    due_ids = list(
+        Clock.objects.filter(
+            status=Clock.Status.RUNNING, escalated_at__isnull=True, due_on__lt=today
+        ).values_list("id", flat=True)
+    )
+    for clock_id in due_ids:
+        with transaction.atomic():
+            clock = (
+                Clock.objects.select_for_update(skip_locked=True)
+                .select_related("case")
+                .filter(pk=clock_id, status=Clock.Status.RUNNING, escalated_at__isnull=True)
+                .first()
+            )
+            if clock is None:
+                continue
+            clock.escalated_at = timezone.now()
+            clock.save(update_fields=["escalated_at", "updated_at"])
+            Escalation.objects.create(case=clock.case, clock=clock)
+            audit_record(
+                actor=None,
+                action="case.escalated",
+                target=clock.case,
+                case_reference=clock.case.reference,
+                data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
+            )
+            notify_on_commit(case_id=clock.case_id, event="escalated")
+            escalated += 1
+    remind_ids = list(
+        Clock.objects.filter(
+            status=Clock.Status.RUNNING,
+            reminded_at__isnull=True,
+            remind_on__lte=today,
+            due_on__gte=today,
+        ).values_list("id", flat=True)
+    )
+    for clock_id in remind_ids:
+        with transaction.atomic():
+            clock = (
+                Clock.objects.select_for_update(skip_locked=True)
+                .select_related("case")
+                .filter(pk=clock_id, status=Clock.Status.RUNNING, reminded_at__isnull=True)
+                .first()
+            )
+            if clock is None:
+                continue
+            clock.reminded_at = timezone.now()
+            clock.save(update_fields=["reminded_at", "updated_at"])
+            audit_record(
+                actor=None,
+                action="case.reminded",
+                target=clock.case,
+                case_reference=clock.case.reference,
+                data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
+            )
+            notify_on_commit(case_id=clock.case_id, event="reminder")
+            reminded += 1
+    return reminded, escalated

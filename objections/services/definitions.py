@@ -1,0 +1,94 @@
+"""Workflow definitions as versioned rows: built-in files are synced in, edits make new versions."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from audit.services import audit_record
+from objections import workflow
+from objections.models import WorkflowDefinition
+from records.models import Jurisdiction
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(source_hash: str, source_text: str) -> workflow.Definition:
+    return workflow.parse_definition(source_text, origin=source_hash[:12])
+
+
+def definition_of(row: WorkflowDefinition) -> workflow.Definition:
+    """The parsed definition of a stored version (cached by content hash; rows never change)."""
+    return _parsed(row.source_hash, row.source_text)
+
+
+@transaction.atomic
+def workflow_definition_publish(
+    *, source_text: str, actor: User | None
+) -> tuple[WorkflowDefinition, bool]:
+    """Validate `source_text` and make it the current version of its key.
+
+    Returns (row, created). Publishing text identical to the current version creates nothing.
+    Raises workflow.DefinitionError listing every problem; then nothing changes.
+    """
+    definition = workflow.parse_definition(source_text, origin="published definition")
+    source_hash = workflow.definition_hash(source_text)
+    jurisdiction = Jurisdiction.objects.get(code=definition.jurisdiction)
+    current = (
+        WorkflowDefinition.objects.select_for_update()
+        .filter(key=definition.key, is_current=True)
+        .first()
+    )
+    if current is not None and current.source_hash == source_hash:
+        return current, False
+    last_version = (
+        WorkflowDefinition.objects.filter(key=definition.key)
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+    ) or 0
+    if current is not None:
+        current.is_current = False
+        current.save(update_fields=["is_current", "updated_at"])
+    row = WorkflowDefinition.objects.create(
+        key=definition.key,
+        version=last_version + 1,
+        jurisdiction=jurisdiction,
+        case_kind=definition.case_kind,
+        source_text=source_text,
+        source_hash=source_hash,
+        parameters_verified=definition.parameters_verified,
+        is_current=True,
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action="workflow.published",
+        target=row,
+        data={"key": row.key, "version": row.version, "sha256": source_hash},
+    )
+    return row, True
+
+
+def workflow_definitions_sync(*, actor: User | None = None) -> list[WorkflowDefinition]:
+    """Store each built-in definition whose text is not yet a version. Idempotent.
+
+    A built-in file that has not changed since it was last stored does not displace a newer
+    version an administrator published.
+    """
+    created = []
+    for key, (definition, text) in workflow.load_builtin_sources().items():
+        if not Jurisdiction.objects.filter(code=definition.jurisdiction).exists():
+            continue  # that jurisdiction is not configured on this platform
+        if WorkflowDefinition.objects.filter(
+            key=key, source_hash=workflow.definition_hash(text)
+        ).exists():
+            continue
+        row, was_created = workflow_definition_publish(source_text=text, actor=actor)
+        if was_created:
+            created.append(row)
+    return created
