@@ -142,6 +142,9 @@ class Case(BaseModel):
         blank=True,
         related_name="cases_assigned",
     )
+    review_statement = models.TextField(
+        blank=True, help_text=_("Why the applicant asks for review of the decision.")
+    )
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     reasons = models.TextField(blank=True)
     filed_at = models.DateTimeField()

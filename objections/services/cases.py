@@ -7,6 +7,7 @@ owns its transaction, locks the case row, writes its audit event inside, and que
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -27,7 +28,13 @@ from objections.exceptions import (
     RoleNotAllowed,
     TransitionNotAvailable,
 )
-from objections.models import Case, CaseReferenceCounter, DisputeStatement, PendingApproval
+from objections.models import (
+    Case,
+    CaseReferenceCounter,
+    Clock,
+    DisputeStatement,
+    PendingApproval,
+)
 from objections.services import clocks
 from objections.services.definitions import definition_of
 from objections.services.notifications import notify_on_commit
@@ -134,21 +141,38 @@ def _next_reference(jurisdiction_code: str, year: int) -> str:
     return f"{prefix}-{year}-{counter.last:06d}"
 
 
-def _repair_guards(record: CreditRecord, today: date) -> None:
+def _repair_guards(record: CreditRecord, definition: workflow.Definition, today: date) -> None:
+    """Repair needs a repairable category, the minimum period passed (the catalogue's, or the
+    workflow's own when longer), and no serious-dishonesty listing where the rules say so."""
     category = record.category
     if not category.repairable:
         raise FilingRefused("Records of this category cannot be repaired.")
-    if record.subject.on_serious_dishonesty_list:
+    if definition.guards.get("serious_list_blocks_repair", True) and (
+        record.subject.on_serious_dishonesty_list
+    ):
         raise FilingRefused(
             "A subject on a serious-dishonesty list cannot apply for repair until removed from it."
         )
-    earliest = add_months(record.decision_date, category.publication_min_months)
+    months = category.publication_min_months
+    by_severity = definition.guards.get("min_publication_months_by_severity")
+    if isinstance(by_severity, Mapping):
+        months = max(months, int(by_severity.get(category.severity, 0)))
+    earliest = add_months(record.decision_date, months)
     if today < earliest:
         raise FilingRefused(
-            f"Repair may be applied for from {earliest.isoformat()}: the minimum publication "
-            f"period for a {category.severity} record is {category.publication_min_months} months.",
+            f"Repair may be applied for from {earliest.isoformat()}: the minimum period for a "
+            f"{category.severity} record is {months} months.",
             earliest=earliest.isoformat(),
         )
+
+
+def _definition_key(jurisdiction_code: str, kind: str) -> str:
+    try:
+        return DEFINITION_KEYS[(jurisdiction_code, kind)]
+    except KeyError as error:
+        raise FilingRefused(
+            f"No {kind} procedure is configured for jurisdiction {jurisdiction_code!r}."
+        ) from error
 
 
 @transaction.atomic
@@ -171,14 +195,15 @@ def case_file(
         pk=record.pk
     )
     today = timezone.localdate()
+    jurisdiction = record.agency.jurisdiction
     if kind == Case.Kind.REPAIR:
-        _repair_guards(record, today)
+        row = _current_definition(_definition_key(jurisdiction.code, kind))
+        _repair_guards(record, definition_of(row), today)
     unknown = set(correction or {}) - record_services.CORRECTABLE_FIELDS
     if unknown:
         raise FilingRefused(f"These fields cannot be corrected: {', '.join(sorted(unknown))}.")
     if Case.objects.filter(record=record, kind=kind, is_open=True).exists():
         raise CaseConflict(f"An open {kind} case about this record already exists.")
-    jurisdiction = record.agency.jurisdiction
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -241,14 +266,13 @@ def case_route(*, case_id: int) -> Case:
     Idempotent: a routed case is returned unchanged, so a duplicated message does nothing.
     """
     case = (
-        Case.objects.select_for_update()
+        Case.objects.select_for_update(of=("self",))
         .select_related("record__agency__jurisdiction", "jurisdiction")
         .get(pk=case_id)
     )
     if case.routed_at is not None:
         return case
-    key = DEFINITION_KEYS[(case.jurisdiction.code, case.kind)]
-    row = _current_definition(key)
+    row = _current_definition(_definition_key(case.jurisdiction.code, case.kind))
     definition = definition_of(row)
     centre = Agency.objects.filter(
         jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE
@@ -353,9 +377,23 @@ def _check_required(step: workflow.Transition, data: TransitionInput) -> None:
         )
 
 
+def _check_waits(case: Case, definition: workflow.Definition, step: workflow.Transition) -> None:
+    """Some steps wait for a period to run out (Zhejiang: confirm only after the public notice)."""
+    waits = definition.guards.get("wait_for_timer")
+    if not isinstance(waits, Mapping) or step.name not in waits:
+        return
+    clock = Clock.objects.filter(case=case, timer=str(waits[step.name])).order_by("-id").first()
+    if clock is not None and timezone.localdate() <= clock.due_on:
+        raise TransitionNotAvailable(
+            f"'{step.name}' can be taken after the {clock.timer} period, which ends on "
+            f"{clock.due_on.isoformat()}.",
+            available_from=(clock.due_on + timedelta(days=1)).isoformat(),
+        )
+
+
 def _locked_case(case_id: int, expected_lock_version: int | None) -> Case:
     case = (
-        Case.objects.select_for_update()
+        Case.objects.select_for_update(of=("self",))
         .select_related("workflow", "record__agency", "record__category")
         .get(pk=case_id)
     )
@@ -394,6 +432,7 @@ def case_transition(
         held=case_roles_for(user=actor, case=case),
     )
     _check_required(step, data)
+    _check_waits(case, definition, step)
     if step.second_person:
         try:
             with transaction.atomic():
@@ -515,6 +554,9 @@ def _apply(
     if data.reasons:
         case.reasons = data.reasons
         update_fields.append("reasons")
+    if data.statement:
+        case.review_statement = data.statement
+        update_fields.append("review_statement")
     if definition.is_terminal(step.target):
         case.is_open = False
         case.closed_at = now
@@ -618,7 +660,7 @@ def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
 @transaction.atomic
 def case_dispute_statement_add(*, case_id: int, actor: User, text: str) -> DisputeStatement:
     """The applicant's statement of dispute, kept with the record after a refused objection."""
-    case = Case.objects.select_for_update().select_related("record").get(pk=case_id)
+    case = Case.objects.select_for_update(of=("self",)).select_related("record").get(pk=case_id)
     if "citizen" not in case_roles_for(user=actor, case=case):
         raise RoleNotAllowed("Only the applicant may add a statement of dispute.")
     if case.is_open or case.outcome not in (Case.Outcome.REFUSED, Case.Outcome.KEPT_WITH_NOTE):

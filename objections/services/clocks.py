@@ -171,7 +171,7 @@ def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
     for clock_id in due_ids:
         with transaction.atomic():
             clock = (
-                Clock.objects.select_for_update(skip_locked=True)
+                Clock.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("case")
                 .filter(pk=clock_id, status=Clock.Status.RUNNING, escalated_at__isnull=True)
                 .first()
@@ -201,7 +201,7 @@ def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
     for clock_id in remind_ids:
         with transaction.atomic():
             clock = (
-                Clock.objects.select_for_update(skip_locked=True)
+                Clock.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("case")
                 .filter(pk=clock_id, status=Clock.Status.RUNNING, reminded_at__isnull=True)
                 .first()

@@ -1,0 +1,93 @@
+"""A small world for case tests: the demo registry, the built-in workflows, people and records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+
+from accounts.models import User
+from objections.services import workflow_definitions_sync
+from records import demo
+from records.models import Agency, CatalogueEntry, CreditRecord, Subject
+from records.services import subject_access_grant
+from tests.factories import CreditRecordFactory, SubjectFactory, UserFactory
+
+
+@dataclass
+class World:
+    citizen: User  # may act for `subject`
+    other_citizen: User  # may act for `other_subject`
+    subject: Subject
+    other_subject: Subject
+    caseworker: User  # Shanghai credit centre
+    second_caseworker: User  # Shanghai credit centre
+    agency_caseworker: User  # Shanghai market regulator (the records' providing unit)
+    supervisor: User  # Shanghai credit centre
+    auditor: User
+    zj_caseworker: User  # Zhejiang credit centre
+    zj_supervisor: User  # Zhejiang credit centre
+    zj_agency_caseworker: User  # Zhejiang market regulator
+    sh_record: CreditRecord  # Shanghai market regulator, general penalty, about `subject`
+    zj_record: CreditRecord  # Zhejiang market regulator, general penalty, about `subject`
+    hb_record: CreditRecord  # Hubei market regulator, about `subject`
+    cn_record: CreditRecord  # national market regulator, about `subject`
+    other_record: CreditRecord  # Shanghai market regulator, about `other_subject`
+
+    def agency(self, code: str) -> Agency:
+        return Agency.objects.get(code=code)
+
+
+def _record(agency_code: str, subject: Subject, number: str) -> CreditRecord:
+    return CreditRecordFactory(
+        agency=Agency.objects.get(code=agency_code),
+        subject=subject,
+        record_number=number,
+        category=CatalogueEntry.objects.get(jurisdiction__code="national", code="penalty-general"),
+        decision_date=date(2024, 1, 10),
+        conduct_ended_on=date(2024, 1, 1),
+        publication_start=date(2024, 1, 10),
+        publication_end=date(2027, 1, 10),
+        retention_end=date(2029, 1, 1),
+    )
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    demo.registry_load()
+    workflow_definitions_sync()
+    subject = SubjectFactory(name="王伟")
+    other_subject = SubjectFactory(name="李娜")
+    citizen = UserFactory(username="wangwei", role="citizen", email="wangwei@example.org")
+    other_citizen = UserFactory(username="lina", role="citizen", email="lina@example.org")
+    subject_access_grant(subject=subject, user=citizen, actor=None)
+    subject_access_grant(subject=other_subject, user=other_citizen, actor=None)
+
+    def staff(username: str, role: str, agency: str) -> User:
+        return UserFactory(
+            username=username,
+            role=role,
+            agency=Agency.objects.get(code=agency),
+            email=f"{username}@example.org",
+        )
+
+    return World(
+        citizen=citizen,
+        other_citizen=other_citizen,
+        subject=subject,
+        other_subject=other_subject,
+        caseworker=staff("sh-cw", "caseworker", "shanghai-credit-centre"),
+        second_caseworker=staff("sh-cw2", "caseworker", "shanghai-credit-centre"),
+        agency_caseworker=staff("sh-market-cw", "caseworker", "shanghai-market"),
+        supervisor=staff("sh-sup", "supervisor", "shanghai-credit-centre"),
+        auditor=UserFactory(username="auditor", role="auditor"),
+        zj_caseworker=staff("zj-cw", "caseworker", "zhejiang-credit-centre"),
+        zj_supervisor=staff("zj-sup", "supervisor", "zhejiang-credit-centre"),
+        zj_agency_caseworker=staff("zj-market-cw", "caseworker", "zhejiang-market"),
+        sh_record=_record("shanghai-market", subject, "SH-1"),
+        zj_record=_record("zhejiang-market", subject, "ZJ-1"),
+        hb_record=_record("hubei-market", subject, "HB-1"),
+        cn_record=_record("national-market", subject, "CN-1"),
+        other_record=_record("shanghai-market", other_subject, "SH-2"),
+    )
