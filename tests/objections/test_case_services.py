@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -102,8 +102,12 @@ def test_filing_creates_the_case_audits_it_and_queues_routing_after_commit(
     assert (filed.action, filed.actor_id, filed.payload) == (
         "case.filed",
         world.citizen.pk,
-        {"kind": "objection", "record": world.sh_record.pk, "grounds": "inaccurate",
-         "remedy": "correct"},
+        {
+            "kind": "objection",
+            "record": world.sh_record.pk,
+            "grounds": "inaccurate",
+            "remedy": "correct",
+        },
     )
     assert len(callbacks) == 2  # routing and the applicant's notification, both after commit
 
@@ -135,8 +139,14 @@ def test_repair_waits_for_the_catalogue_minimum_period(world):
     )
 
     with pytest.raises(FilingRefused, match="minimum period for a serious record is 12 months"):
-        file_objection(world, recent, kind="repair", grounds="obligation_fulfilled",
-                       requested_remedy="end_publication", correction={})
+        file_objection(
+            world,
+            recent,
+            kind="repair",
+            grounds="obligation_fulfilled",
+            requested_remedy="end_publication",
+            correction={},
+        )
 
     assert not Case.objects.exists()
 
@@ -146,8 +156,14 @@ def test_repair_is_refused_while_on_a_serious_dishonesty_list_in_zhejiang(world)
     world.subject.save()
 
     with pytest.raises(FilingRefused, match="serious-dishonesty list"):
-        file_objection(world, world.zj_record, kind="repair", grounds="obligation_fulfilled",
-                       requested_remedy="end_publication", correction={})
+        file_objection(
+            world,
+            world.zj_record,
+            kind="repair",
+            grounds="obligation_fulfilled",
+            requested_remedy="end_publication",
+            correction={},
+        )
 
     assert not Case.objects.exists()
 
@@ -158,8 +174,13 @@ def test_repair_of_an_unrepairable_category_is_refused(world):
     category.save()
 
     with pytest.raises(FilingRefused, match="cannot be repaired"):
-        file_objection(world, kind="repair", grounds="obligation_fulfilled",
-                       requested_remedy="end_publication", correction={})
+        file_objection(
+            world,
+            kind="repair",
+            grounds="obligation_fulfilled",
+            requested_remedy="end_publication",
+            correction={},
+        )
 
 
 def test_correction_of_a_field_that_cannot_be_corrected_is_refused(world):
@@ -270,7 +291,9 @@ def test_refusal_keeps_the_record_and_lets_the_applicant_add_a_statement(world):
 
     record = CreditRecord.objects.get(pk=world.sh_record.pk)
     assert (record.title, record.version, record.under_objection) == (
-        world.sh_record.title, 1, False,
+        world.sh_record.title,
+        1,
+        False,
     )
     assert (statement.record, statement.text) == (record, "本人不认可该处理结果。")
     assert events(case)[-1].action == "record.dispute_added"
@@ -291,8 +314,9 @@ def test_refused_transitions_change_nothing(world, who, transition, data, error)
     before = snapshot(case)
 
     with pytest.raises(error):
-        case_transition(case_id=case.pk, transition=transition, actor=getattr(world, who),
-                        data=data)
+        case_transition(
+            case_id=case.pk, transition=transition, actor=getattr(world, who), data=data
+        )
 
     assert snapshot(case) == before
 
@@ -303,8 +327,12 @@ def test_decision_without_reasons_is_refused_and_changes_nothing(world):
     before = snapshot(case)
 
     with pytest.raises(MissingFields) as caught:
-        case_transition(case_id=case.pk, transition="grant", actor=world.caseworker,
-                        data=TransitionInput(outcome="granted"))
+        case_transition(
+            case_id=case.pk,
+            transition="grant",
+            actor=world.caseworker,
+            data=TransitionInput(outcome="granted"),
+        )
 
     assert caught.value.extra["fields"] == ["reasons"]
     assert snapshot(case) == before
@@ -317,8 +345,12 @@ def test_stale_lock_version_is_a_conflict(world):
     before = snapshot(case)
 
     with pytest.raises(CaseConflict, match="changed since you opened it"):
-        case_transition(case_id=case.pk, transition="forward", actor=world.caseworker,
-                        expected_lock_version=seen)
+        case_transition(
+            case_id=case.pk,
+            transition="forward",
+            actor=world.caseworker,
+            expected_lock_version=seen,
+        )
 
     assert snapshot(case) == before
 
@@ -363,8 +395,9 @@ def test_extension_needs_a_second_person_and_respects_the_cap(world):
     clock = Clock.objects.get(case=case, timer="handling_deadline", status="running")
     extend = TransitionInput(extension_reason="案情复杂", extension_days=10)
 
-    case = case_transition(case_id=case.pk, transition="extend", actor=world.zj_caseworker,
-                           data=extend)
+    case = case_transition(
+        case_id=case.pk, transition="extend", actor=world.zj_caseworker, data=extend
+    )
     approval = PendingApproval.objects.get(case=case, approved__isnull=True)
     assert (case.state, approval.transition) == ("under_review", "extend")
     with pytest.raises(RoleNotAllowed, match="cannot approve it"):
@@ -375,16 +408,17 @@ def test_extension_needs_a_second_person_and_respects_the_cap(world):
     clock.refresh_from_db()
     calendar = WorkingCalendar()
     assert clock.extended_by == 10
-    assert clock.due_on == calendar.add_working_days(
-        calendar.add_working_days(clock.started_on, 5).due, 10
-    ).due
+    assert (
+        clock.due_on
+        == calendar.add_working_days(calendar.add_working_days(clock.started_on, 5).due, 10).due
+    )
     event = events(case, "case.transitioned")[-1]
     assert (event.actor_id, event.payload["approved_by"]) == (
-        world.zj_caseworker.pk, world.zj_supervisor.pk,
+        world.zj_caseworker.pk,
+        world.zj_supervisor.pk,
     )
     too_long = TransitionInput(extension_reason="仍需核查", extension_days=6)
-    case_transition(case_id=case.pk, transition="extend", actor=world.zj_caseworker,
-                    data=too_long)
+    case_transition(case_id=case.pk, transition="extend", actor=world.zj_caseworker, data=too_long)
     second = PendingApproval.objects.get(case=case, approved__isnull=True)
     with pytest.raises(ExtensionRefused, match="at most 20"):
         case_approval_decide(approval_id=second.pk, actor=world.zj_supervisor, approve=True)
@@ -395,15 +429,17 @@ def test_extension_needs_a_second_person_and_respects_the_cap(world):
 def test_closed_zhejiang_case_changes_only_by_review(world):
     case = zhejiang_case(world)
     case_transition(case_id=case.pk, transition="refuse", actor=world.zj_caseworker, data=REFUSE)
-    case = case_transition(case_id=case.pk, transition="notify_refusal",
-                           actor=world.zj_caseworker)
+    case = case_transition(case_id=case.pk, transition="notify_refusal", actor=world.zj_caseworker)
     assert (case.state, case.is_open) == ("closed", False)
 
     with pytest.raises(TransitionNotAvailable):
-        case_transition(case_id=case.pk, transition="grant", actor=world.zj_caseworker,
-                        data=GRANT)
-    case = case_transition(case_id=case.pk, transition="request_review", actor=world.citizen,
-                           data=TransitionInput(statement="处理结果有误，申请复核"))
+        case_transition(case_id=case.pk, transition="grant", actor=world.zj_caseworker, data=GRANT)
+    case = case_transition(
+        case_id=case.pk,
+        transition="request_review",
+        actor=world.citizen,
+        data=TransitionInput(statement="处理结果有误，申请复核"),
+    )
 
     assert (case.state, case.is_open) == ("drc_review", True)
     assert Clock.objects.filter(case=case, timer="review_deadline", status="running").exists()
@@ -413,14 +449,22 @@ def test_closed_zhejiang_case_changes_only_by_review(world):
 
 
 def test_material_request_pauses_the_clock_and_supply_resumes_it(world, monkeypatch):
-    case = routed(world, world.zj_record, kind="repair", grounds="obligation_fulfilled",
-                  requested_remedy="end_publication", correction={})
+    case = routed(
+        world,
+        world.zj_record,
+        kind="repair",
+        grounds="obligation_fulfilled",
+        requested_remedy="end_publication",
+        correction={},
+    )
     clock = Clock.objects.get(case=case, status="running")
     due = clock.due_on
     today = timezone.localdate()
 
     case = case_transition(
-        case_id=case.pk, transition="request_material", actor=world.zj_agency_caseworker,
+        case_id=case.pk,
+        transition="request_material",
+        actor=world.zj_agency_caseworker,
         data=TransitionInput(material_request="请补充缴款凭证"),
     )
     clock.refresh_from_db()
@@ -443,17 +487,13 @@ def test_sweep_reminds_then_escalates_once_and_never_decides(world):
     clock = Clock.objects.get(case=case, timer="centre_decision_deadline")
     running = list(Clock.objects.filter(case=case, status="running"))
     near = clock.remind_on
-    expected_reminders = sorted(
-        c.timer for c in running if c.remind_on <= near <= c.due_on
-    )
+    expected_reminders = sorted(c.timer for c in running if c.remind_on <= near <= c.due_on)
     overdue = [c for c in running if c.due_on < near]
 
     assert clocks_sweep(today=near) == (len(expected_reminders), len(overdue))
-    assert sorted(e.payload["timer"] for e in events(case, "case.reminded")) == (
-        expected_reminders
-    )
+    assert sorted(e.payload["timer"] for e in events(case, "case.reminded")) == (expected_reminders)
     after = clock.due_on + timedelta(days=1)
-    reminded, escalated = clocks_sweep(today=after)
+    _reminded, escalated = clocks_sweep(today=after)
     again = clocks_sweep(today=after)
 
     case.refresh_from_db()
@@ -463,7 +503,8 @@ def test_sweep_reminds_then_escalates_once_and_never_decides(world):
     escalation = Escalation.objects.get(clock=clock)
     assert escalation.case == case
     assert [e.payload["timer"] for e in events(case, "case.escalated")] == [
-        "forward_deadline", "centre_decision_deadline",
+        "forward_deadline",
+        "centre_decision_deadline",
     ]
 
 
