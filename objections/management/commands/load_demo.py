@@ -9,6 +9,7 @@ from django.db import transaction
 
 from accounts import roles
 from accounts.models import User
+from objections.services import workflow_definitions_sync
 from records import demo
 from records.crypto import identifier_hash
 from records.imports import import_batch_run
@@ -20,6 +21,7 @@ DEMO_USERS = [
     ("citizen", roles.CITIZEN, "citizen-demo-2026", None),
     ("company-rep", roles.CITIZEN, "company-demo-2026", None),
     ("caseworker", roles.CASEWORKER, "caseworker-demo-2026", "shanghai-credit-centre"),
+    ("agency-caseworker", roles.CASEWORKER, "agency-caseworker-demo-2026", "shanghai-market"),
     ("supervisor", roles.SUPERVISOR, "supervisor-demo-2026", "shanghai-credit-centre"),
     ("auditor", roles.AUDITOR, "auditor-demo-2026", None),
     ("admin", roles.ADMINISTRATOR, "admin-demo-2026", "shanghai-credit-centre"),
@@ -28,6 +30,8 @@ DEMO_USERS = [
 DEMO_SEED = 20261126
 
 
+# It lives in the objections app because it loads every app's demo data (records must not
+# import objections).
 class Command(BaseCommand):
     help = "Load demo jurisdictions, agencies, catalogue, subjects, records and one user per role."
 
@@ -41,6 +45,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             demo.registry_load()
             users = self._users()
+        for row in workflow_definitions_sync():
+            self.stdout.write(f"workflow {row.key} v{row.version} stored")
         subjects = demo.subjects_generate(options["subjects"], seed=DEMO_SEED)
         citizen_subject, company_subject = (
             subjects[0],
