@@ -2,8 +2,8 @@
 
 Credit records carry no per-row foreign-key check (it would cost the bulk import more than the
 insert itself); instead, deleting a referenced parent row fails in the database. Deletes of
-these rows are rare administrative acts, so the check runs there. (TRUNCATE, an owner's
-tool that test databases use to reset all tables at once, is not guarded.)
+these rows are rare administrative acts, so the check runs there. PostgreSQL only (TRUNCATE,
+an owner's tool that test databases use to reset all tables at once, is not guarded).
 """
 
 from django.db import migrations
@@ -46,16 +46,8 @@ def create(apps, schema_editor):
                 cursor.execute(
                     f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_kept_while_referenced"
                 )
-        elif vendor == "sqlite":
-            for table, column in PARENTS:
-                cursor.execute(
-                    f"CREATE TRIGGER {table}_kept_while_referenced BEFORE DELETE ON {table} "
-                    f"WHEN EXISTS (SELECT 1 FROM records_creditrecord WHERE {column} = OLD.id) "
-                    "BEGIN SELECT RAISE(ABORT, 'row is referenced by credit records and cannot "
-                    "be deleted'); END"
-                )
-        else:
-            raise RuntimeError(f"no delete protection for database {vendor!r}")
+        # SQLite is the development database: there Django's on_delete=PROTECT is the guard,
+        # since its test flush deletes table by table and a trigger would refuse it.
 
 
 class Migration(migrations.Migration):

@@ -11,6 +11,7 @@ from datetime import date
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
 
 from audit.models import AuditEvent
 from records import identifiers
@@ -323,3 +324,18 @@ def test_import_records_command_refuses_unknown_agency(tmp_path):
 
     with pytest.raises(CommandError, match="No agency with code 'nowhere'"):
         call_command("import_records", str(path), agency="nowhere", no_progress=True)
+
+
+@pytest.mark.postgres
+def test_a_subject_with_records_cannot_be_deleted_in_the_database(agency):
+    run_import(agency, csv_bytes([row("R-1")]))
+    subject = Subject.objects.get()
+
+    def delete_subject() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM records_subject WHERE id = %s", [subject.pk])
+
+    with pytest.raises(IntegrityError, match="referenced by credit records"):
+        delete_subject()
+
+    assert Subject.objects.filter(pk=subject.pk).exists()
