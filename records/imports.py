@@ -633,29 +633,34 @@ def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int
             "WHERE r.content_hash <> s.content_hash",
             [now, batch_id, agency_id],
         )
-    cursor.execute(
-        "INSERT INTO records_creditrecord (public_id, agency_id, record_number, subject_id, "
-        + _CONTENT_COLUMNS
-        + ", status, under_objection, version, created_at, updated_at) "
-        "SELECT s.public_id, %s, s.record_number, subj.id, s.category_id, s.title, s.facts, "
-        "s.decision_document_number, s.decision_date, s.conduct_ended_on, s.publication_start, "
-        "s.publication_end, s.retention_end, s.content_hash, s.status, %s, 1, %s, %s "
-        "FROM import_staging s JOIN records_subject subj ON subj.identifier_hash = s.subject_hash "
-        "WHERE true "
-        "ON CONFLICT (agency_id, record_number) DO UPDATE SET "
-        "subject_id = excluded.subject_id, category_id = excluded.category_id, "
-        "title = excluded.title, facts = excluded.facts, "
-        "decision_document_number = excluded.decision_document_number, "
-        "decision_date = excluded.decision_date, conduct_ended_on = excluded.conduct_ended_on, "
-        "publication_start = excluded.publication_start, "
-        "publication_end = excluded.publication_end, retention_end = excluded.retention_end, "
-        "content_hash = excluded.content_hash, "
-        "status = CASE WHEN records_creditrecord.status = %s "
-        "THEN records_creditrecord.status ELSE excluded.status END, "
-        "version = records_creditrecord.version + 1, updated_at = excluded.updated_at "
-        "WHERE records_creditrecord.content_hash <> excluded.content_hash",
-        [agency_id, False, now, now, CreditRecord.Status.DELETED],
-    )
+    if inserted or updated:
+        cursor.execute(
+            "INSERT INTO records_creditrecord (public_id, agency_id, record_number, subject_id, "
+            + _CONTENT_COLUMNS
+            + ", status, under_objection, version, created_at, updated_at) "
+            "SELECT s.public_id, %s, s.record_number, subj.id, s.category_id, s.title, s.facts, "
+            "s.decision_document_number, s.decision_date, s.conduct_ended_on, s.publication_start, "
+            "s.publication_end, s.retention_end, s.content_hash, s.status, %s, 1, %s, %s "
+            "FROM import_staging s JOIN records_subject subj ON subj.identifier_hash = s.subject_hash "
+            # Unchanged rows are left out here rather than by the DO UPDATE's WHERE, which would
+            # still lock every conflicting row.
+            "WHERE NOT EXISTS (SELECT 1 FROM records_creditrecord same "
+            "WHERE same.agency_id = %s AND same.record_number = s.record_number "
+            "AND same.content_hash = s.content_hash) "
+            "ON CONFLICT (agency_id, record_number) DO UPDATE SET "
+            "subject_id = excluded.subject_id, category_id = excluded.category_id, "
+            "title = excluded.title, facts = excluded.facts, "
+            "decision_document_number = excluded.decision_document_number, "
+            "decision_date = excluded.decision_date, conduct_ended_on = excluded.conduct_ended_on, "
+            "publication_start = excluded.publication_start, "
+            "publication_end = excluded.publication_end, retention_end = excluded.retention_end, "
+            "content_hash = excluded.content_hash, "
+            "status = CASE WHEN records_creditrecord.status = %s "
+            "THEN records_creditrecord.status ELSE excluded.status END, "
+            "version = records_creditrecord.version + 1, updated_at = excluded.updated_at "
+            "WHERE records_creditrecord.content_hash <> excluded.content_hash",
+            [agency_id, False, now, now, agency_id, CreditRecord.Status.DELETED],
+        )
     return int(inserted), int(updated)
 
 
