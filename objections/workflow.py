@@ -95,6 +95,8 @@ EFFECTS: Final = frozenset(
         "escalate",
     }
 )
+# What a decision may conclude; each deciding step names the ones it may record.
+OUTCOMES: Final = frozenset({"granted", "partly_granted", "refused", "kept_with_note"})
 REQUIRED_FIELDS: Final = frozenset(
     {"reasons", "outcome", "material_request", "statement", "extension_reason"}
 )
@@ -184,6 +186,9 @@ class Transition:
     pauses_clock: bool = False
     resumes_clock: bool = False
     extends_clock: bool = False
+    # The outcomes this step may record. With one, it is implied; with several, the person
+    # taking the step chooses (and `requires` lists "outcome"). None: the step decides nothing.
+    outcomes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,6 +350,7 @@ _TRANSITION_FIELDS = (
         "pauses_clock",
         "resumes_clock",
         "extends_clock",
+        "outcomes",
     ),
 )
 _TIMER_FIELDS = (
@@ -488,6 +494,14 @@ def _parse_transitions(problems: _Problems, raw: object) -> list[Transition]:
         requires = _names(problems, element, data, "requires")
         approver_roles = _names(problems, element, data, "approver_roles")
         effects = _names(problems, element, data, "effects")
+        outcomes = _names(problems, element, data, "outcomes")
+        for outcome in outcomes:
+            if outcome not in OUTCOMES:
+                problems.add(element, f"unknown outcome {outcome!r}")
+        if "outcome" in requires and len(outcomes) < 2:
+            problems.add(
+                element, "requires an outcome, so it must list at least two outcomes to choose from"
+            )
         flags = {
             key: _flag(problems, element, data, key)
             for key in (
@@ -512,6 +526,7 @@ def _parse_transitions(problems: _Problems, raw: object) -> list[Transition]:
                 pauses_clock=flags["pauses_clock"],
                 resumes_clock=flags["resumes_clock"],
                 extends_clock=flags["extends_clock"],
+                outcomes=outcomes,
             )
             for source in sources
         )
@@ -1134,6 +1149,7 @@ def definition_to_dict(definition: Definition) -> dict[str, object]:
             "pauses_clock": t.pauses_clock,
             "resumes_clock": t.resumes_clock,
             "extends_clock": t.extends_clock,
+            "outcomes": list(t.outcomes),
         }
         for t in sorted(definition.transitions, key=lambda t: (t.source, t.name))
     ]

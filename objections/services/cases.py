@@ -8,7 +8,7 @@ owns its transaction, locks the case row, writes its audit event inside, and que
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -367,14 +367,26 @@ def cases_unrouted_redrive(*, older_than_seconds: int = ROUTING_GRACE_SECONDS) -
 # Transitions
 
 
-def _check_required(step: workflow.Transition, data: TransitionInput) -> None:
+def _checked_input(step: workflow.Transition, data: TransitionInput) -> TransitionInput:
+    """The input with its outcome settled: one the step allows, implied when it allows one."""
     missing = [name for name in step.requires if not data.value(name)]
     if missing:
         raise MissingFields(f"'{step.name}' needs: {', '.join(missing)}.", fields=missing)
-    if data.outcome and data.outcome not in Case.Outcome.values:
+    if data.outcome and data.outcome not in step.outcomes:
+        allowed = list(step.outcomes)
         raise MissingFields(
-            f"Unknown outcome '{data.outcome}'.", fields=["outcome"], allowed=Case.Outcome.values
+            f"'{step.name}' cannot record the outcome '{data.outcome}'"
+            + (
+                f"; it records one of: {', '.join(allowed)}."
+                if allowed
+                else "; it decides nothing."
+            ),
+            fields=["outcome"],
+            allowed=allowed,
         )
+    if not data.outcome and len(step.outcomes) == 1:
+        data = replace(data, outcome=step.outcomes[0])
+    return data
 
 
 def _check_waits(case: Case, definition: workflow.Definition, step: workflow.Transition) -> None:
@@ -431,8 +443,11 @@ def case_transition(
         transition=transition,
         held=case_roles_for(user=actor, case=case),
     )
-    _check_required(step, data)
+    data = _checked_input(step, data)
     _check_waits(case, definition, step)
+    if step.extends_clock:
+        # Refuse now what an approver could never approve, rather than block the case with it.
+        clocks.clocks_extension_check(case=case, days=data.extension_days)
     if step.second_person:
         try:
             with transaction.atomic():
@@ -469,8 +484,14 @@ def case_approval_decide(
     *, approval_id: int, actor: User, approve: bool, reasons: str = ""
 ) -> Case:
     """A second person approves (the transition is taken) or rejects a pending step."""
-    approval = PendingApproval.objects.select_related("requested_by").get(pk=approval_id)
-    case = _locked_case(approval.case_id, None)
+    case_id = PendingApproval.objects.values_list("case_id", flat=True).get(pk=approval_id)
+    case = _locked_case(case_id, None)
+    # Read again under the case's lock: a concurrent approval may have decided it meanwhile.
+    approval = (
+        PendingApproval.objects.select_for_update(of=("self",))
+        .select_related("requested_by")
+        .get(pk=approval_id)
+    )
     if approval.approved is not None:
         raise CaseConflict("This approval has already been decided.")
     if actor.pk == approval.requested_by_id:

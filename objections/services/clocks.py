@@ -117,12 +117,11 @@ def clocks_resume(*, case: Case, today: date) -> list[int]:
     return resumed
 
 
-def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[int]:
-    """Extend the running clocks that allow it, within their cap (e.g. Zhejiang: 20 WD in all)."""
+def clocks_extension_check(*, case: Case, days: int) -> list[Clock]:
+    """The running clocks an extension of `days` would move; ExtensionRefused if it may not."""
     if days < 1:
-        raise ExtensionRefused("An extension must be at least one day.")
-    calendar = working_calendar()
-    extended = []
+        raise ExtensionRefused("An extension must be at least one day.", cap=None)
+    extendable = []
     for clock in Clock.objects.filter(case=case, status=Clock.Status.RUNNING):
         if clock.extension_cap is None:
             continue
@@ -133,14 +132,23 @@ def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[in
                 f"the rules allow at most {clock.extension_cap}.",
                 cap=clock.extension_cap,
             )
+        extendable.append(clock)
+    if not extendable:
+        raise ExtensionRefused("No running deadline of this case may be extended.", cap=None)
+    return extendable
+
+
+def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[int]:
+    """Extend the running clocks that allow it, within their cap (e.g. Zhejiang: 20 WD in all)."""
+    calendar = working_calendar()
+    extended = []
+    for clock in clocks_extension_check(case=case, days=days):
         moved = add(calendar, start=clock.due_on, amount=days, unit=clock.unit)
         clock.extended_by += days
         clock.due_on = moved.due
         clock.trace += f"\nextended by {days} {clock.unit} days: {reason}\n{moved.trace_text()}"
         clock.save(update_fields=["extended_by", "due_on", "trace", "updated_at"])
         extended.append(clock.pk)
-    if not extended:
-        raise ExtensionRefused("No running deadline of this case may be extended.")
     return extended
 
 

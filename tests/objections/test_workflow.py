@@ -90,6 +90,7 @@ def base() -> dict[str, Any]:
                     "to": "closed",
                     "roles": ["caseworker"],
                     "requires": ["outcome", "reasons"],
+                    "outcomes": ["granted", "refused"],
                     "effects": ["unmark_record", "notify_applicant"],
                 },
             ],
@@ -604,6 +605,7 @@ def test_rule_a_period_starting_on_a_transition_runs_where_it_leads() -> None:
             "to": "closed",
             "roles": ["supervisor"],
             "requires": ["outcome", "reasons"],
+            "outcomes": ["granted", "refused"],
             "effects": ["notify_applicant"],
         },
     ]
@@ -1094,3 +1096,20 @@ def test_pboc_numbers() -> None:
     }
     assert all(t.source.verified for t in pboc.timers)
     assert pboc.reopen_by_review == ("request_review",)
+
+
+def test_rule_a_chosen_outcome_needs_outcomes_to_choose_from() -> None:
+    data = base()
+    del transition(data, "decide")["outcomes"]
+
+    assert problems_of(data) == (
+        "test.yaml: transition 'decide': requires an outcome, so it must list at least two "
+        "outcomes to choose from",
+    )
+
+
+def test_rule_outcomes_are_known() -> None:
+    data = base()
+    transition(data, "decide")["outcomes"] = ["granted", "approved"]
+
+    assert "test.yaml: transition 'decide': unknown outcome 'approved'" in problems_of(data)
