@@ -59,6 +59,7 @@ Public API: `parse_definition` (YAML text), `validate` (plain data), `load_built
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import deque
@@ -1184,6 +1185,7 @@ def definition_to_yaml(definition: Definition) -> str:
     )
 
 
+@functools.lru_cache(maxsize=128)  # parsing is the cost; the same texts are hashed repeatedly
 def definition_hash(text: str) -> str:
     """sha256 of the canonical form of a definition's YAML text, so that two versions can be
     compared by meaning rather than by formatting. Raises DefinitionError if `text` is invalid."""
