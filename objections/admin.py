@@ -14,6 +14,7 @@ from objections.models import (
     Escalation,
     WorkflowDefinition,
 )
+from objections.services.calendars import working_calendar_reset
 from objections.services.definitions import workflow_definition_publish
 
 
@@ -65,14 +66,26 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         return False
 
 
+class CalendarAdminMixin:
+    """Other processes pick a change up within a minute; this one at once."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        working_calendar_reset()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)  # type: ignore[misc]
+        working_calendar_reset()
+
+
 @admin.register(CalendarOverride)
-class CalendarOverrideAdmin(admin.ModelAdmin):
+class CalendarOverrideAdmin(CalendarAdminMixin, admin.ModelAdmin):
     list_display = ("day", "working", "source")
     date_hierarchy = "day"
 
 
 @admin.register(CalendarYear)
-class CalendarYearAdmin(admin.ModelAdmin):
+class CalendarYearAdmin(CalendarAdminMixin, admin.ModelAdmin):
     list_display = ("year", "source")
 
 

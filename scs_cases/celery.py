@@ -9,3 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scs_cases.settings")
 app = Celery("scs_cases")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.task(name="scs_cases.ping")
+def ping() -> str:
+    """A no-op: a health check of broker and worker, and the benchmarks' bare round trip."""
+    return "pong"

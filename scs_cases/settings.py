@@ -215,7 +215,11 @@ else:
     # kombu's filesystem transport needs its folders before a worker or producer starts.
     for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-CELERY_TASK_IGNORE_RESULT = True
+# Results are not kept, except where a result backend is configured (the routing benchmark
+# measures a round trip with it).
+CELERY_RESULT_BACKEND = os.environ.get("SCS_CELERY_RESULT_BACKEND") or None
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
+CELERY_RESULT_EXPIRES = 3600
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

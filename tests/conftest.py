@@ -78,6 +78,14 @@ def vendor() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_working_calendar() -> None:
+    # The calendar is cached for a minute per process; each test's overrides start afresh.
+    from objections.services.calendars import working_calendar_reset
+
+    working_calendar_reset()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # PBKDF2's deliberate slowness only slows the suite down; logins still go through hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
