@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -161,70 +162,54 @@ def case_next_due(case: Case) -> date | None:
     )
 
 
-def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
-    """Remind at 80 % of a clock, escalate after it. Never decides: the case keeps its state.
+def _sweep(*, due: Q, stamp: str, action: str, event: str) -> int:
+    """Stamp each running clock matching `due` once, with its audit event and notification.
 
-    Idempotent (each clock is reminded and escalated at most once); one transaction per clock.
-    Returns (reminded, escalated).
+    One transaction per clock; a clock another sweeper holds is skipped, not waited for.
     """
     from objections.services.notifications import notify_on_commit
 
+    done = 0
+    pending = Q(status=Clock.Status.RUNNING, **{f"{stamp}__isnull": True})
+    for clock_id in list(Clock.objects.filter(pending & due).values_list("id", flat=True)):
+        with transaction.atomic():
+            clock = (
+                Clock.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("case")
+                .filter(pending, pk=clock_id)
+                .first()
+            )
+            if clock is None:
+                continue
+            setattr(clock, stamp, timezone.now())
+            clock.save(update_fields=[stamp, "updated_at"])
+            if stamp == "escalated_at":
+                Escalation.objects.create(case=clock.case, clock=clock)
+            audit_record(
+                actor=None,
+                action=action,
+                target=clock.case,
+                case_reference=clock.case.reference,
+                data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
+            )
+            notify_on_commit(case_id=clock.case_id, event=event)
+            done += 1
+    return done
+
+
+def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
+    """Remind at 80 % of a clock, escalate after it. Never decides: the case keeps its state.
+
+    Idempotent (each clock is reminded and escalated at most once). Returns (reminded, escalated).
+    """
     today = today or timezone.localdate()
-    reminded = escalated = 0
-    due_ids = list(
-        Clock.objects.filter(
-            status=Clock.Status.RUNNING, escalated_at__isnull=True, due_on__lt=today
-        ).values_list("id", flat=True)
+    escalated = _sweep(
+        due=Q(due_on__lt=today), stamp="escalated_at", action="case.escalated", event="escalated"
     )
-    for clock_id in due_ids:
-        with transaction.atomic():
-            clock = (
-                Clock.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("case")
-                .filter(pk=clock_id, status=Clock.Status.RUNNING, escalated_at__isnull=True)
-                .first()
-            )
-            if clock is None:
-                continue
-            clock.escalated_at = timezone.now()
-            clock.save(update_fields=["escalated_at", "updated_at"])
-            Escalation.objects.create(case=clock.case, clock=clock)
-            audit_record(
-                actor=None,
-                action="case.escalated",
-                target=clock.case,
-                case_reference=clock.case.reference,
-                data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
-            )
-            notify_on_commit(case_id=clock.case_id, event="escalated")
-            escalated += 1
-    remind_ids = list(
-        Clock.objects.filter(
-            status=Clock.Status.RUNNING,
-            reminded_at__isnull=True,
-            remind_on__lte=today,
-            due_on__gte=today,
-        ).values_list("id", flat=True)
+    reminded = _sweep(
+        due=Q(remind_on__lte=today, due_on__gte=today),
+        stamp="reminded_at",
+        action="case.reminded",
+        event="reminder",
     )
-    for clock_id in remind_ids:
-        with transaction.atomic():
-            clock = (
-                Clock.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("case")
-                .filter(pk=clock_id, status=Clock.Status.RUNNING, reminded_at__isnull=True)
-                .first()
-            )
-            if clock is None:
-                continue
-            clock.reminded_at = timezone.now()
-            clock.save(update_fields=["reminded_at", "updated_at"])
-            audit_record(
-                actor=None,
-                action="case.reminded",
-                target=clock.case,
-                case_reference=clock.case.reference,
-                data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
-            )
-            notify_on_commit(case_id=clock.case_id, event="reminder")
-            reminded += 1
     return reminded, escalated
