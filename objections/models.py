@@ -142,6 +142,7 @@ class Case(BaseModel):
         blank=True,
         related_name="cases_assigned",
     )
+    reviews_requested = models.PositiveSmallIntegerField(default=0)
     review_statement = models.TextField(
         blank=True, help_text=_("Why the applicant asks for review of the decision.")
     )

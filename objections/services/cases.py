@@ -403,6 +403,23 @@ def _check_waits(case: Case, definition: workflow.Definition, step: workflow.Tra
         )
 
 
+def _check_review_limit(
+    case: Case, definition: workflow.Definition, step: workflow.Transition
+) -> None:
+    """A decision may be reviewed as often as the rules allow (Zhejiang: once)."""
+    limit = definition.guards.get("max_reviews")
+    if (
+        step.name in definition.reopen_by_review
+        and isinstance(limit, int)
+        and case.reviews_requested >= limit
+    ):
+        raise TransitionNotAvailable(
+            f"This decision has already been reviewed {case.reviews_requested} time(s); "
+            f"the rules allow {limit}.",
+            max_reviews=limit,
+        )
+
+
 def _locked_case(case_id: int, expected_lock_version: int | None) -> Case:
     case = (
         Case.objects.select_for_update(of=("self",))
@@ -445,6 +462,7 @@ def case_transition(
     )
     data = _checked_input(step, data)
     _check_waits(case, definition, step)
+    _check_review_limit(case, definition, step)
     if step.extends_clock:
         # Refuse now what an approver could never approve, rather than block the case with it.
         clocks.clocks_extension_check(case=case, days=data.extension_days)
@@ -497,7 +515,7 @@ def case_approval_decide(
     if actor.pk == approval.requested_by_id:
         raise RoleNotAllowed("The person who asked for a step cannot approve it.")
     definition = definition_of(case.workflow)  # type: ignore[arg-type]
-    if case.state != approval.from_state:
+    if approve and case.state != approval.from_state:
         raise TransitionNotAvailable("The case has moved on since the step was requested.")
     step = next(t for t in definition.transitions_from(case.state) if t.name == approval.transition)
     held = set(case_roles_for(user=actor, case=case))
@@ -578,6 +596,11 @@ def _apply(
     if data.statement:
         case.review_statement = data.statement
         update_fields.append("review_statement")
+    if step.name in definition.reopen_by_review:
+        case.reviews_requested += 1
+        update_fields.append("reviews_requested")
+    if source != step.target:
+        _lapse_approvals(case, actor=actor or approved_by)
     if definition.is_terminal(step.target):
         case.is_open = False
         case.closed_at = now
@@ -623,6 +646,20 @@ def _apply(
     if role != "system":
         _run_automatic_steps(case, definition)
     return case
+
+
+def _lapse_approvals(case: Case, *, actor: User | None) -> None:
+    """A step requested in a state the case has left can no longer be approved: it lapses."""
+    for approval in PendingApproval.objects.filter(case=case, approved__isnull=True):
+        approval.approved = False
+        approval.save(update_fields=["approved", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="case.approval_lapsed",
+            target=case,
+            case_reference=case.reference,
+            data={"transition": approval.transition, "approval": approval.pk},
+        )
 
 
 def _run_effects(case: Case, step: workflow.Transition, *, actor: User | None) -> None:

@@ -198,16 +198,22 @@ def _sweep(*, due: Q, stamp: str, action: str, event: str) -> int:
 
 
 def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
-    """Remind at 80 % of a clock, escalate after it. Never decides: the case keeps its state.
+    """Remind at 80 % of a clock, escalate after it when its timer says so. Never decides: the
+    case keeps its state.
 
     Idempotent (each clock is reminded and escalated at most once). Returns (reminded, escalated).
     """
     today = today or timezone.localdate()
+    # Only timers that say so escalate; a remind-only timer (a design choice or an unverified
+    # number) is reminded once, even when its day has passed.
     escalated = _sweep(
-        due=Q(due_on__lt=today), stamp="escalated_at", action="case.escalated", event="escalated"
+        due=Q(due_on__lt=today, on_expiry="escalate"),
+        stamp="escalated_at",
+        action="case.escalated",
+        event="escalated",
     )
     reminded = _sweep(
-        due=Q(remind_on__lte=today, due_on__gte=today),
+        due=Q(remind_on__lte=today) & (Q(due_on__gte=today) | Q(on_expiry="remind")),
         stamp="reminded_at",
         action="case.reminded",
         event="reminder",
