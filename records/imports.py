@@ -635,13 +635,14 @@ def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int
         )
     if inserted or updated:
         cursor.execute(
-            "INSERT INTO records_creditrecord (public_id, agency_id, record_number, subject_id, "
+            "INSERT INTO records_creditrecord (public_id, agency_id, record_number, subject_id, "  # noqa: S608
             + _CONTENT_COLUMNS
             + ", status, under_objection, version, created_at, updated_at) "
             "SELECT s.public_id, %s, s.record_number, subj.id, s.category_id, s.title, s.facts, "
             "s.decision_document_number, s.decision_date, s.conduct_ended_on, s.publication_start, "
             "s.publication_end, s.retention_end, s.content_hash, s.status, %s, 1, %s, %s "
-            "FROM import_staging s JOIN records_subject subj ON subj.identifier_hash = s.subject_hash "
+            "FROM import_staging s "
+            "JOIN records_subject subj ON subj.identifier_hash = s.subject_hash "
             # Unchanged rows are left out here rather than by the DO UPDATE's WHERE, which would
             # still lock every conflicting row.
             "WHERE NOT EXISTS (SELECT 1 FROM records_creditrecord same "
