@@ -1,0 +1,22 @@
+"""Run every benchmark in sequence (`make bench`), then print and store the summary."""
+
+from __future__ import annotations
+
+import time
+
+from bench import audit_verify, audit_write, case_routing, common, import_records
+
+
+def main() -> None:
+    started = time.perf_counter()
+    results = [
+        import_records.run(),
+        audit_verify.run(),
+        audit_write.run(),
+        case_routing.run(),
+    ]
+    common.summary(results, seconds=time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
