@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -164,6 +165,10 @@ class _RowValidator:
         )
         self._kinds = {identifiers.PERSON, identifiers.ORGANISATION}
         self._periods: dict[tuple[date, date, int], tuple[str, str, str, str]] = {}
+        # Public ids in the UUIDv7 layout: a millisecond timestamp, then 74 random bits. New
+        # ids land at the right edge of the unique index instead of all over it, which keeps a
+        # bulk import's index writes in a few pages; the random part keeps them unguessable.
+        self._id_prefix = f"{int(time.time() * 1000):012x}7"
         self._limits = [
             (name, name in REQUIRED_FIELDS, MAX_LENGTHS.get(name, 1_000)) for name in FIELDS
         ]
@@ -309,8 +314,14 @@ class _RowValidator:
             retention_end_text,
             status,
             content_hash,
-            os.urandom(16).hex(),  # an opaque public id; uuid4() costs 3x more per row
+            self._public_id(),
         ), errors
+
+    def _public_id(self) -> str:
+        random_bits = os.urandom(10).hex()
+        # version nibble 7 after the timestamp; variant bits 10 at the start of the 4th group
+        variant = "89ab"[int(random_bits[3], 16) & 3]
+        return f"{self._id_prefix}{random_bits[:3]}{variant}{random_bits[4:19]}"
 
     def _compute_periods(
         self, decision_date: date, anchor: date, months: int
