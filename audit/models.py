@@ -18,22 +18,32 @@ GENESIS_HASH = "0" * 64
 
 
 class AuditEvent(models.Model):
-    sequence = models.BigIntegerField(unique=True)
-    recorded_at = models.DateTimeField(db_index=True)
-    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Every index here is paid by every audited change, so there are few: the sequence is the
+    # primary key, case histories and object histories have theirs, and time ranges use a BRIN
+    # index on PostgreSQL (migration 0002; the log is appended in time order).
+    sequence = models.BigIntegerField(primary_key=True)
+    recorded_at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True, blank=True)
     actor_role = models.CharField(max_length=32)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    case_reference = models.CharField(max_length=32, blank=True, db_index=True)
+    case_reference = models.CharField(max_length=32, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     canonical = models.TextField()
     previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["sequence"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            models.Index(
+                fields=["case_reference"],
+                condition=~models.Q(case_reference=""),
+                name="audit_case",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action}"

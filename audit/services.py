@@ -54,7 +54,7 @@ INSERT INTO audit_auditevent (
 SELECT head.sequence, %s, %s, %s, %s, %s, %s, %s, %s, input.canonical,
        head.previous_hash, head.hash
   FROM head, input
-RETURNING id, sequence, previous_hash, hash
+RETURNING sequence, previous_hash, hash
 """
 
 
@@ -135,7 +135,7 @@ def _insert_postgresql(event: AuditEvent, connection: Any) -> None:
         row = cursor.fetchone()
     if row is None:
         raise RuntimeError("the audit chain head is missing; run the audit migrations")
-    event.pk, event.sequence, event.previous_hash, event.hash = row
+    event.sequence, event.previous_hash, event.hash = row
     event._state.adding = False
     event._state.db = connection.alias
 

@@ -27,6 +27,7 @@ CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_auditchainhead
 CREATE TRIGGER audit_head_advances_by_one BEFORE UPDATE ON audit_auditchainhead
     FOR EACH ROW WHEN (NEW.sequence <> OLD.sequence + 1 OR NEW.previous_hash <> OLD.hash)
     EXECUTE FUNCTION audit_refuse_change();
+CREATE INDEX audit_recorded_at_brin ON audit_auditevent USING brin (recorded_at);
 ALTER TABLE audit_auditevent ENABLE ALWAYS TRIGGER audit_event_append_only;
 ALTER TABLE audit_auditevent ENABLE ALWAYS TRIGGER audit_event_no_truncate;
 ALTER TABLE audit_auditchainhead ENABLE ALWAYS TRIGGER audit_head_no_delete;
