@@ -640,11 +640,11 @@ def _apply(
             "effects": list(step.effects),
         },
     )
-    notify_on_commit(
-        case_id=case.pk, event="decided" if definition.is_terminal(step.target) else "transitioned"
-    )
     if role != "system":
+        # One notification per person's step: the automatic steps that follow it (or that
+        # follow routing) are told by the same message.
         _run_automatic_steps(case, definition)
+        notify_on_commit(case_id=case.pk, event="decided" if not case.is_open else "transitioned")
     return case
 
 

@@ -429,7 +429,7 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                     record.title,
                 ),
                 "events": AuditEvent.objects.filter(case_reference=self.reference).aggregate(
-                    count=Count("id"), last=Max("sequence")
+                    count=Count("sequence"), last=Max("sequence")
                 ),
                 "clocks": self.clocks(),
                 "approvals": list(
