@@ -662,16 +662,31 @@ def _lapse_approvals(case: Case, *, actor: User | None) -> None:
         )
 
 
+# Effects on the record, by kind. notify_* and escalate travel with the notification that is
+# queued after the transition.
+MARK_EFFECTS = {"mark_record": True, "unmark_record": False}
+STATUS_EFFECTS = {
+    "delete_record": CreditRecord.Status.DELETED,
+    "end_publication": CreditRecord.Status.PUBLICATION_ENDED,
+}
+
+
 def _run_effects(case: Case, step: workflow.Transition, *, actor: User | None) -> None:
     record_id, reference = case.record_id, case.reference
     for effect in step.effects:
-        if effect == "mark_record":
+        if effect in MARK_EFFECTS:
             record_services.record_mark(
-                record_id=record_id, under_objection=True, actor=actor, case_reference=reference
+                record_id=record_id,
+                under_objection=MARK_EFFECTS[effect],
+                actor=actor,
+                case_reference=reference,
             )
-        elif effect == "unmark_record":
-            record_services.record_mark(
-                record_id=record_id, under_objection=False, actor=actor, case_reference=reference
+        elif effect in STATUS_EFFECTS:
+            record_services.record_status_set(
+                record_id=record_id,
+                status=STATUS_EFFECTS[effect],
+                actor=actor,
+                case_reference=reference,
             )
         elif effect == "apply_correction" and case.correction:
             record_services.record_correct(
@@ -680,25 +695,10 @@ def _run_effects(case: Case, step: workflow.Transition, *, actor: User | None) -
                 actor=actor,
                 case_reference=reference,
             )
-        elif effect == "delete_record":
-            record_services.record_status_set(
-                record_id=record_id,
-                status=CreditRecord.Status.DELETED,
-                actor=actor,
-                case_reference=reference,
-            )
-        elif effect == "end_publication":
-            record_services.record_status_set(
-                record_id=record_id,
-                status=CreditRecord.Status.PUBLICATION_ENDED,
-                actor=actor,
-                case_reference=reference,
-            )
         elif effect == "annotate_repaired":
             record_services.record_annotate_repaired(
                 record_id=record_id, actor=actor, case_reference=reference
             )
-        # notify_* and escalate are carried by the notification queued after the transition.
 
 
 def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
