@@ -18,6 +18,9 @@ PARENTS = [
 POSTGRESQL_FUNCTION = r"""
 CREATE FUNCTION records_refuse_referenced_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Imports hold this lock shared (records.imports.IMPORT_LOCK_KEY): a delete waits for
+    -- running imports, so the check below sees the records they add.
+    PERFORM pg_advisory_xact_lock(7261034);
     IF EXISTS (
         SELECT 1 FROM records_creditrecord WHERE
             (TG_TABLE_NAME = 'records_agency' AND agency_id = OLD.id)
