@@ -22,7 +22,7 @@ class AuditOutsideTransaction(RuntimeError):
 
 
 def chain_hash(*, previous_hash: str, sequence: int, canonical: str) -> str:
-    """The hash of one event. The PostgreSQL statement in `_insert_postgresql` computes the same."""
+    """The hash of one event; PostgreSQL's audit_append() (migration 0003) computes the same."""
     message = f"{previous_hash}\n{sequence}\n{canonical}".encode()
     return hashlib.sha256(message).hexdigest()
 
@@ -31,31 +31,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-# One statement, one round trip: advance the chain head (its row lock orders concurrent writers
-# and keeps the sequence gap-free, because a rollback undoes the advance) and insert the event
-# with the hash computed from the head's previous hash.
-_INSERT_POSTGRESQL = """
-WITH input AS (SELECT %s::text AS canonical),
-head AS (
-    UPDATE audit_auditchainhead
-       SET sequence = sequence + 1,
-           previous_hash = hash,
-           hash = encode(sha256(convert_to(
-               hash || E'\\n' || (sequence + 1)::text || E'\\n' || input.canonical, 'UTF8'
-           )), 'hex')
-      FROM input
-     WHERE id = 1
- RETURNING sequence, previous_hash, hash
-)
-INSERT INTO audit_auditevent (
-    sequence, recorded_at, actor_id, actor_role, action, target_type, target_id,
-    case_reference, request_id, canonical, previous_hash, hash
-)
-SELECT head.sequence, %s, %s, %s, %s, %s, %s, %s, %s, input.canonical,
-       head.previous_hash, head.hash
-  FROM head, input
-RETURNING sequence, previous_hash, hash
-"""
+# One round trip: the audit_append() function (migration 0003) advances the chain head (its row
+# lock orders concurrent writers and keeps the sequence gap-free, because a rollback undoes the
+# advance) and inserts the event with the hash computed from the head's previous hash. Being
+# PL/pgSQL, it keeps its plan for the session instead of planning the statement on every call.
+_APPEND_POSTGRESQL = "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def audit_record(
@@ -119,7 +99,7 @@ def audit_record(
 def _insert_postgresql(event: AuditEvent, connection: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT_POSTGRESQL,
+            _APPEND_POSTGRESQL,
             [
                 event.canonical,
                 event.recorded_at,
