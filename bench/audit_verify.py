@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from accounts.roles import SYSTEM
 from audit.models import GENESIS_HASH, AuditChainHead
-from audit.services import _INSERT_POSTGRESQL, audit_record, canonical_json
+from audit.services import _APPEND_POSTGRESQL, audit_record, canonical_json
 from audit.verify import _CHUNK, audit_chain_verify
 from bench import common
 
@@ -45,7 +45,7 @@ _BARE_SELECT = (
     "SELECT sequence, previous_hash, hash, canonical FROM audit_auditevent "
     "WHERE sequence > %s ORDER BY sequence LIMIT %s"
 )
-# The parameters of audit.services._INSERT_POSTGRESQL, in order: canonical, recorded_at, actor_id,
+# The parameters of audit.services._APPEND_POSTGRESQL, in order: canonical, recorded_at, actor_id,
 # actor_role, action, target_type, target_id, case_reference, request_id.
 _PREPARED_TYPES = ("text", "timestamptz", "bigint", "text", "text", "text", "text", "text", "text")
 VERIFY_COMMAND = f"{common.PYTHON} manage.py audit_verify --no-progress"
@@ -74,10 +74,10 @@ def _append_prepared(first: int, last: int, bar: tqdm[NoReturn]) -> float:
     audit_record puts in it. What is saved: Django's per-call work, planning the statement on
     every call, and one round trip per event (the events of a transaction go in one batch).
     """
-    if _INSERT_POSTGRESQL.count("%s") != len(_PREPARED_TYPES):
+    if _APPEND_POSTGRESQL.count("%s") != len(_PREPARED_TYPES):
         raise common.BenchError("audit_record's statement changed: update bench/audit_verify.py")
     numbered = iter(range(1, len(_PREPARED_TYPES) + 1))
-    statement = re.sub("%s", lambda _: f"${next(numbered)}", _INSERT_POSTGRESQL)
+    statement = re.sub("%s", lambda _: f"${next(numbered)}", _APPEND_POSTGRESQL)
     common.execute(f"PREPARE bench_audit_append ({', '.join(_PREPARED_TYPES)}) AS {statement}")
     with common.stopwatch() as elapsed:
         for start in range(first, last + 1, PER_TRANSACTION):
