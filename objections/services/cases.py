@@ -517,7 +517,9 @@ def case_approval_decide(
     definition = definition_of(case.workflow)  # type: ignore[arg-type]
     if approve and case.state != approval.from_state:
         raise TransitionNotAvailable("The case has moved on since the step was requested.")
-    step = next(t for t in definition.transitions_from(case.state) if t.name == approval.transition)
+    step = next(
+        t for t in definition.transitions_from(approval.from_state) if t.name == approval.transition
+    )
     held = set(case_roles_for(user=actor, case=case))
     role = next((r for r in step.approver_roles if r in held), None)
     if role is None:

@@ -12,8 +12,14 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from objections import workflow
-from objections.calendar import CALENDAR_DAYS, add
-from objections.exceptions import ExtensionRefused
+from objections.calendar import (
+    CALENDAR_DAYS,
+    Deadline,
+    UnknownSchedule,
+    WorkingCalendar,
+    add,
+)
+from objections.exceptions import ExtensionRefused, ScheduleUnknown
 from objections.models import Case, Clock, ClockPause, Escalation
 from objections.services.calendars import working_calendar
 
@@ -21,6 +27,14 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 OPEN_STATUSES = (Clock.Status.RUNNING, Clock.Status.PAUSED)
+
+
+def _deadline(calendar: WorkingCalendar, *, start: date, amount: int, unit: str) -> Deadline:
+    """A deadline, or a clear error (not a crash) when its year's schedule is unknown."""
+    try:
+        return add(calendar, start=start, amount=amount, unit=unit)
+    except UnknownSchedule as error:
+        raise ScheduleUnknown(str(error), year=error.year) from error
 
 
 def _remind_on(started_on: date, due_on: date, share: float) -> date:
@@ -39,7 +53,7 @@ def clocks_start(*, case: Case, definition: workflow.Definition, state: str, tod
         if timer.name in open_timers:
             continue
         start = filed_on if timer.starts_on == "filed" else today
-        deadline = add(calendar, start=start, amount=timer.amount, unit=timer.unit)
+        deadline = _deadline(calendar, start=start, amount=timer.amount, unit=timer.unit)
         Clock.objects.create(
             case=case,
             timer=timer.name,
@@ -103,9 +117,12 @@ def clocks_resume(*, case: Case, today: date) -> list[int]:
             if clock.unit == CALENDAR_DAYS:
                 paused_for = (today - pause.started_on).days
             else:
-                paused_for = calendar.working_days_between(pause.started_on, today)
+                try:
+                    paused_for = calendar.working_days_between(pause.started_on, today)
+                except UnknownSchedule as error:
+                    raise ScheduleUnknown(str(error), year=error.year) from error
             if paused_for > 0:
-                moved = add(calendar, start=clock.due_on, amount=paused_for, unit=clock.unit)
+                moved = _deadline(calendar, start=clock.due_on, amount=paused_for, unit=clock.unit)
                 clock.due_on = moved.due
                 clock.trace += (
                     f"\npaused {pause.started_on.isoformat()}..{today.isoformat()} "
@@ -144,7 +161,7 @@ def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[in
     calendar = working_calendar()
     extended = []
     for clock in clocks_extension_check(case=case, days=days):
-        moved = add(calendar, start=clock.due_on, amount=days, unit=clock.unit)
+        moved = _deadline(calendar, start=clock.due_on, amount=days, unit=clock.unit)
         clock.extended_by += days
         clock.due_on = moved.due
         clock.trace += f"\nextended by {days} {clock.unit} days: {reason}\n{moved.trace_text()}"

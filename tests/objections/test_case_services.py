@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -531,3 +531,20 @@ def test_hubei_cases_run_on_unverified_parameters(world):
 
     assert case.workflow.parameters_verified is False
     assert not Clock.objects.filter(case=case, source_verified=True).exists()
+
+
+def test_a_deadline_in_a_year_without_a_schedule_is_a_clear_503_not_a_crash():
+    from objections.calendar import WorkingCalendar as Calendar
+    from objections.exceptions import ScheduleUnknown
+    from objections.services.clocks import _deadline
+    from scs_cases.api import exception_handler
+
+    with pytest.raises(ScheduleUnknown) as caught:
+        _deadline(Calendar(), start=date(2030, 3, 1), amount=5, unit="working")
+
+    response = exception_handler(caught.value, {})
+    assert response is not None
+    assert response.status_code == 503
+    assert response.data["code"] == "schedule_unknown"
+    assert response.data["year"] == 2030
+    assert "2030" in response.data["detail"]
