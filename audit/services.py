@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -15,6 +15,14 @@ from audit.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
     from accounts.models import User
+
+
+class AppendedEvent(NamedTuple):
+    """Where an event landed in the chain; load `AuditEvent` by `sequence` for the rest."""
+
+    sequence: int
+    previous_hash: str
+    hash: str
 
 
 class AuditOutsideTransaction(RuntimeError):
@@ -48,7 +56,7 @@ def audit_record(
     case_reference: str = "",
     data: dict[str, Any] | None = None,
     role: str = "",
-) -> AuditEvent:
+) -> AppendedEvent:
     """Append one event to the log, inside the caller's transaction.
 
     `data` holds ids and changed fields; never a full identifier or a document.
@@ -78,57 +86,51 @@ def audit_record(
             "target": [target_type, target_id],
         }
     )
-    event = AuditEvent(
+    row = (
+        canonical,
+        recorded_at,
+        actor_id,
+        role,
+        action,
+        target_type,
+        target_id,
+        case_reference,
+        request_id,
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_APPEND_POSTGRESQL, row)
+            appended = cursor.fetchone()
+        if appended is None:
+            raise RuntimeError("the audit chain head is missing; run the audit migrations")
+        return AppendedEvent(*appended)
+    return _insert_portable(row)
+
+
+def _insert_portable(row: tuple[Any, ...]) -> AppendedEvent:
+    # SQLite serialises write transactions, so reading the head and advancing it cannot interleave.
+    canonical, recorded_at, actor_id, role, action, target_type, target_id, case, request = row
+    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    event = AppendedEvent(
+        sequence=head.sequence + 1,
+        previous_hash=head.hash,
+        hash=chain_hash(previous_hash=head.hash, sequence=head.sequence + 1, canonical=canonical),
+    )
+    AuditChainHead.objects.filter(pk=1).update(
+        sequence=event.sequence, previous_hash=event.previous_hash, hash=event.hash
+    )
+    AuditEvent.objects.create(
+        sequence=event.sequence,
         recorded_at=recorded_at,
         actor_id=actor_id,
         actor_role=role,
         action=action,
         target_type=target_type,
         target_id=target_id,
-        case_reference=case_reference,
-        request_id=request_id,
+        case_reference=case,
+        request_id=request,
         canonical=canonical,
+        previous_hash=event.previous_hash,
+        hash=event.hash,
     )
-    if connection.vendor == "postgresql":
-        _insert_postgresql(event, connection)
-    else:
-        _insert_portable(event)
     return event
-
-
-def _insert_postgresql(event: AuditEvent, connection: Any) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _APPEND_POSTGRESQL,
-            [
-                event.canonical,
-                event.recorded_at,
-                event.actor_id,
-                event.actor_role,
-                event.action,
-                event.target_type,
-                event.target_id,
-                event.case_reference,
-                event.request_id,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError("the audit chain head is missing; run the audit migrations")
-    event.sequence, event.previous_hash, event.hash = row
-    event._state.adding = False
-    event._state.db = connection.alias
-
-
-def _insert_portable(event: AuditEvent) -> None:
-    # SQLite serialises write transactions, so reading the head and advancing it cannot interleave.
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
-    event.sequence = head.sequence + 1
-    event.previous_hash = head.hash
-    event.hash = chain_hash(
-        previous_hash=head.hash, sequence=event.sequence, canonical=event.canonical
-    )
-    AuditChainHead.objects.filter(pk=1).update(
-        sequence=event.sequence, previous_hash=event.previous_hash, hash=event.hash
-    )
-    event.save(force_insert=True)

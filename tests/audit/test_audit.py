@@ -22,7 +22,8 @@ def last_sequence() -> int:
 
 
 def record_events(count: int, actor=None) -> list[AuditEvent]:
-    return [
+    """Append `count` events and load them back as stored."""
+    appended = [
         audit_record(
             actor=actor,
             action="record.marked",
@@ -32,6 +33,7 @@ def record_events(count: int, actor=None) -> list[AuditEvent]:
         )
         for index in range(count)
     ]
+    return [AuditEvent.objects.get(pk=event.sequence) for event in appended]
 
 
 def raw(sql: str) -> None:
@@ -87,7 +89,7 @@ def test_event_stores_the_exact_canonical_text_it_hashed():
     finally:
         request_id_var.reset(token)
 
-    stored = AuditEvent.objects.get(pk=event.pk)
+    stored = AuditEvent.objects.get(pk=event.sequence)
     content = json.loads(stored.canonical)
     assert content == {
         "action": "record.corrected",
@@ -155,7 +157,7 @@ def test_update_and_delete_on_the_audit_table_fail_in_the_database(sql):
     with pytest.raises(DatabaseError, match="append-only"):
         raw(sql.format(sequence=event.sequence))
 
-    stored = AuditEvent.objects.get(pk=event.pk)
+    stored = AuditEvent.objects.get(pk=event.sequence)
     assert (stored.action, stored.canonical, stored.hash) == (
         "record.marked",
         event.canonical,
