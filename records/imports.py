@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, TYPE_CHECKING, Any
@@ -1038,8 +1038,12 @@ def import_batch_run(
                 writer = _Writer(
                     cursor, postgresql=postgresql, agency_id=agency.pk, batch_id=batch.pk, now=now
                 )
-                for chunk in _read_ahead(chunks) if postgresql else chunks:
-                    writer.write(chunk)
+                # On PostgreSQL a reader thread prepares the next chunks while one is written;
+                # closing the producer stops it, also when writing fails.
+                produced = _read_ahead(chunks) if postgresql else chunks
+                with closing(produced):
+                    for chunk in produced:
+                        writer.write(chunk)
         except UnicodeDecodeError as error:
             raise ImportFileInvalid(
                 "The file is not UTF-8 text.", line=report.rows_total + 1
