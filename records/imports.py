@@ -94,6 +94,8 @@ PROHIBITED_TERMS: tuple[str, ...] = (
     "medical history",
     "illness",
 )
+_PUBLISHED = CreditRecord.Status.PUBLISHED.value
+_PUBLICATION_ENDED = CreditRecord.Status.PUBLICATION_ENDED.value
 MAX_ERRORS_KEPT = 10_000
 MAX_ERRORS_STORED = 1_000
 EARLIEST_DECISION = date(1990, 1, 1)
@@ -160,20 +162,23 @@ class _RowValidator:
         )
         self.categories = _active_categories(self.jurisdiction)
         self.subjects: dict[str, _Subject] = {}
+        self._kinds = {identifiers.PERSON, identifiers.ORGANISATION}
         # Subjects first seen since the last chunk was cut (see `take_new_subjects`).
         self.new_subjects: list[str] = []
-        # A file names each subject on several rows: (kind, raw identifier) -> (normalised
+        # A file names each subject on several rows: per kind, raw identifier -> (normalised
         # identifier, blind index) or the reason it is invalid, checked and hashed once.
-        self._identifiers: dict[tuple[str, str], tuple[str, str] | str] = {}
+        self._identifiers: dict[str, dict[str, tuple[str, str] | str]] = {
+            kind: {} for kind in self._kinds
+        }
         self.seen_numbers: dict[str, int] = {}
         self._hasher = identifier_hasher()
         terms = getattr(settings, "RECORDS_PROHIBITED_TERMS", PROHIBITED_TERMS)
-        # One case-insensitive scan per field instead of one substring search per term.
-        self._prohibited = re.compile(
-            "|".join(re.escape(term) for term in sorted(terms, key=len, reverse=True)),
-            re.IGNORECASE,
-        )
-        self._kinds = {identifiers.PERSON, identifiers.ORGANISATION}
+        ordered = sorted(terms, key=len, reverse=True)
+        # One case-insensitive scan per field instead of one substring search per term, and
+        # before it a scan of the lower-cased text for the lower-cased terms, four times faster
+        # than a case-insensitive one, that lets most rows through.
+        self._prohibited = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+        self._prohibited_lower = re.compile("|".join(re.escape(term.lower()) for term in ordered))
         # Imports repeat the same dates: publication periods by (decision date, months), retention
         # by its start date; a few tens of thousands of keys for a million rows.
         self._publication: dict[tuple[date, int], tuple[str, date, str]] = {}
@@ -189,12 +194,12 @@ class _RowValidator:
     ) -> tuple[tuple[str, ...] | None, list[RowError]]:
         """Check one row: `raw` holds its values in the order of FIELDS ("" when absent);
         `problems` are (field, reason) pairs its reader found already (unknown fields)."""
-        errors = [RowError(line, name, reason) for name, reason in problems]
+        errors = [RowError(line, name, reason) for name, reason in problems] if problems else []
 
         def fail(name: str, reason: str) -> None:
             errors.append(RowError(line, name, reason))
 
-        values = [value.strip() for value in raw]
+        values = list(map(str.strip, raw))
         (
             number,
             kind,
@@ -230,7 +235,7 @@ class _RowValidator:
                 return None, errors
 
         # One scan over both fields; on a hit, each field is scanned to name it.
-        if self._prohibited.search(f"{title}\n{facts}"):
+        if self._prohibited_lower.search(f"{title}\n{facts}".lower()):
             for name, value in (("title", title), ("facts", facts)):
                 if found := self._prohibited.search(value):
                     fail(name, f"mentions prohibited personal data ({found.group(0).lower()})")
@@ -310,11 +315,7 @@ class _RowValidator:
                 "the record may no longer be kept",
             )
             return None, errors
-        status = (
-            CreditRecord.Status.PUBLISHED.value
-            if publication_end > self.today
-            else CreditRecord.Status.PUBLICATION_ENDED.value
-        )
+        status = _PUBLISHED if publication_end > self.today else _PUBLICATION_ENDED
 
         if subject_hash not in self.subjects:
             self.subjects[subject_hash] = _Subject(kind, identifier, subject_name)
@@ -354,8 +355,8 @@ class _RowValidator:
 
     def _identifier(self, kind: str, raw: str) -> tuple[str, str] | str:
         """The normalised identifier and its blind index, or why `raw` is not valid."""
-        key = (kind, raw)
-        found = self._identifiers.get(key)
+        known = self._identifiers[kind]
+        found = known.get(raw)
         if found is None:
             try:
                 identifier = identifiers.validate_identifier(kind, raw)
@@ -365,7 +366,7 @@ class _RowValidator:
                 hasher = self._hasher.copy()
                 hasher.update(f"{kind}:{identifier}".encode())
                 found = (identifier, hasher.hexdigest())
-            self._identifiers[key] = found
+            known[raw] = found
         return found
 
     def take_new_subjects(self) -> list[tuple[str, _Subject]]:
@@ -376,16 +377,15 @@ class _RowValidator:
 
     def public_id(self) -> str:
         """A public id in the UUIDv7 layout: the batch's millisecond timestamp, version 7, a
-        30-bit counter, so that a batch's ids ascend and land at the right edge of the unique
+        28-bit counter, so that a batch's ids ascend and land at the right edge of the unique
         index instead of all over it, and 44 random bits, which keep them unguessable."""
         if not self._id_random:
             pool = os.urandom(6 * 4096).hex()
             self._id_random = [pool[start : start + 11] for start in range(0, len(pool), 12)]
         counter = self._id_counter = self._id_counter + 1
-        return (
-            f"{self._id_prefix}{counter >> 18 & 0xFFF:03x}{8 | (counter >> 16 & 3):x}"
-            f"{counter & 0xFFFF:04x}{self._id_random.pop()}"
-        )
+        # 28 bits of counter around the variant nibble (8: bits 10, then two zero bits).
+        count = f"{counter & 0xFFFFFFF:07x}"
+        return f"{self._id_prefix}{count[:3]}8{count[3:]}{self._id_random.pop()}"
 
     @staticmethod
     def _date(value: str, name: str, fail: Callable[[str, str], None]) -> date | None:

@@ -124,7 +124,9 @@ class Subject(BaseModel):
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     name = models.CharField(_("name"), max_length=200)
     identifier_encrypted = models.BinaryField(editable=False)
-    identifier_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique through Meta.constraints rather than unique=True, which on PostgreSQL would add a
+    # second (pattern-matching) index that no query uses and every new subject pays for.
+    identifier_hash = models.CharField(max_length=64, editable=False)
     identifier_masked = models.CharField(_("identifier"), max_length=18, editable=False)
     on_serious_dishonesty_list = models.BooleanField(
         _("on a serious-dishonesty list"), default=False
@@ -133,6 +135,9 @@ class Subject(BaseModel):
     class Meta:
         ordering = ["id"]
         permissions = [("act_for_subject", "May see and act for this credit subject")]
+        constraints = [
+            models.UniqueConstraint(fields=["identifier_hash"], name="subject_identifier_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.identifier_masked})"
