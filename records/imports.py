@@ -135,6 +135,7 @@ class ImportReport:
 @dataclass(frozen=True)
 class _Category:
     id: int
+    id_text: str
     code: str
     severity: str
     persons: bool
@@ -153,8 +154,11 @@ class _Subject:
 class _RowValidator:
     """Turns raw rows into staging tuples or errors. Holds the per-batch state (duplicates)."""
 
-    def __init__(self, *, agency: Agency, today: date) -> None:
+    def __init__(self, *, agency: Agency, today: date, copy_suffix: str = "") -> None:
+        """`copy_suffix`: the COPY text of the columns every new record of the batch shares,
+        appended to each row (see `_Writer.constants`)."""
         self.today = today
+        self.copy_suffix = copy_suffix
         self.jurisdiction: Jurisdiction = agency.jurisdiction
         self.retention_months = self.jurisdiction.retention_years * 12
         self.retention_from_conduct = (
@@ -191,7 +195,7 @@ class _RowValidator:
 
     def validate(
         self, line: int, raw: list[str], problems: Iterable[tuple[str, str]] = ()
-    ) -> tuple[tuple[str, ...] | None, list[RowError]]:
+    ) -> tuple[tuple[str, str] | None, list[RowError]]:
         """Check one row: `raw` holds its values in the order of FIELDS ("" when absent);
         `problems` are (field, reason) pairs its reader found already (unknown fields)."""
         errors = [RowError(line, name, reason) for name, reason in problems] if problems else []
@@ -336,22 +340,18 @@ class _RowValidator:
             )
         )
         content_hash = hashlib.sha256(content.encode()).hexdigest()
-        return (
-            number,
-            str(category.id),
-            title,
-            facts,
-            document_number,
-            decision_text,
-            conduct_text,
-            decision_text,
-            publication_end_text,
-            retention_end_text,
-            status,
-            content_hash,
-            self.public_id(),
-            subject_hash,
-        ), errors
+        # The row as COPY text (the columns of _RECORD_COLUMNS up to updated_at): only the
+        # free-text fields can hold characters COPY needs escaped.
+        if _COPY_SPECIAL.search(f"{number}{title}{facts}{document_number}"):
+            number, title, facts, document_number = map(
+                _copy_escape, (number, title, facts, document_number)
+            )
+        text = (
+            f"{number}\t{category.id_text}\t{title}\t{facts}\t{document_number}\t"
+            f"{decision_text}\t{conduct_text or _NULL}\t{decision_text}\t{publication_end_text}\t"
+            f"{retention_end_text}\t{status}\t{content_hash}\t{self.public_id()}{self.copy_suffix}"
+        )
+        return (text, subject_hash), errors
 
     def _identifier(self, kind: str, raw: str) -> tuple[str, str] | str:
         """The normalised identifier and its blind index, or why `raw` is not valid."""
@@ -407,6 +407,7 @@ def _active_categories(jurisdiction: Jurisdiction) -> dict[str, _Category]:
     for entry in sorted(entries, key=lambda e: e.jurisdiction.code != "national"):
         found[entry.code] = _Category(
             id=entry.pk,
+            id_text=str(entry.pk),
             code=entry.code,
             severity=entry.severity,
             persons=entry.applies_to_persons,
@@ -510,7 +511,7 @@ def _validated(
     validator: _RowValidator,
     report: ImportReport,
     progress: Callable[[int], object] | None,
-) -> Iterator[tuple[str, ...]]:
+) -> Iterator[tuple[str, str]]:
     validate = validator.validate
     for line, values, problems in rows:
         report.rows_total += 1
@@ -568,6 +569,10 @@ _SUBJECT_STAGING_COLUMNS = (
 )
 
 
+_NULL = "\\N"
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
 def _copy_escape(value: str) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         value = (
@@ -588,32 +593,35 @@ CHUNK_ROWS = 50_000
 
 @dataclass
 class _Chunk:
-    """Validated rows and the subjects first seen among them, ready to be written.
+    """Validated rows, as COPY text without the subject's id, and the subjects first seen
+    among them: as COPY text without the id on PostgreSQL (`subject_lines`), as tuples on
+    SQLite (`subjects`)."""
 
-    On PostgreSQL the reader thread has already formatted each record and each new subject as
-    COPY text up to its last column, the id, which the writer appends; `rows` and `subjects`
-    then stay empty. On SQLite they hold tuples.
-    """
-
+    lines: list[str]
     subject_hashes: list[str]  # of each row
     new_subject_hashes: list[str]
-    rows: list[tuple[str, ...]] = field(default_factory=list)
     subjects: list[tuple[Any, ...]] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
     subject_lines: list[str] = field(default_factory=list)
 
 
-def _chunks(
-    staged_rows: Iterator[tuple[str, ...]],
-    validator: _RowValidator,
-    *,
-    postgresql: bool,
-    constants: str,
-) -> Iterator[_Chunk]:
-    """Cut the validated rows into chunks, each with the new subjects its rows refer to.
+_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+_COPY_ESCAPED = re.compile(r"\\(.)")
 
-    `constants`: the COPY text of the columns every new record shares (agency to updated_at).
-    """
+
+def _copy_values(line: str) -> list[str | None]:
+    """The values of a line of COPY text (SQLite stages rows from the same text)."""
+    return [
+        None
+        if value == _NULL
+        else _COPY_ESCAPED.sub(lambda match: _COPY_UNESCAPES[match.group(1)], value)
+        for value in line.split("\t")
+    ]
+
+
+def _chunks(
+    staged_rows: Iterator[tuple[str, str]], validator: _RowValidator, *, postgresql: bool
+) -> Iterator[_Chunk]:
+    """Cut the validated rows into chunks, each with the new subjects its rows refer to."""
     encrypt = identifier_encrypt
     mask = identifiers.mask_identifier
     escape = _copy_escape
@@ -632,37 +640,18 @@ def _chunks(
             )
             for subject_hash, subject in validator.take_new_subjects()
         ]
-        hashes = [row[-1] for row in rows]
-        new_hashes = [subject[0] for subject in subjects]
-        if not postgresql:
-            yield _Chunk(
-                subject_hashes=hashes, new_subject_hashes=new_hashes, rows=rows, subjects=subjects
-            )
-            continue
-        lines = []
-        for row in rows:
-            values = row[:-1]
-            line = "\t".join(values)
-            # Most rows need no escaping and have no empty (NULL) value: the joined line shows it.
-            if (
-                line.count("\t") != len(values) - 1
-                or "\t\t" in line
-                or line[0] == "\t"
-                or line[-1] == "\t"
-                or "\\" in line
-                or "\n" in line
-                or "\r" in line
-            ):
-                line = "\t".join([escape(value) if value else "\\N" for value in values])
-            lines.append(line + constants)
-        yield _Chunk(
-            subject_hashes=hashes,
-            new_subject_hashes=new_hashes,
-            lines=lines,
-            subject_lines=[
-                f"{h}\t{k}\t{escape(n)}\t\\\\x{e.hex()}\t{m}\t{p}" for h, k, n, e, m, p in subjects
-            ],
+        chunk = _Chunk(
+            lines=[line for line, _ in rows],
+            subject_hashes=[subject_hash for _, subject_hash in rows],
+            new_subject_hashes=[subject[0] for subject in subjects],
         )
+        if postgresql:
+            chunk.subject_lines = [
+                f"{h}\t{k}\t{escape(n)}\t\\\\x{e.hex()}\t{m}\t{p}" for h, k, n, e, m, p in subjects
+            ]
+        else:
+            chunk.subjects = subjects
+        yield chunk
 
 
 class _ReaderFailed:
@@ -780,21 +769,18 @@ class _Writer:
             _copy_in(self.cursor.cursor, "import_staging", data)
         else:
             self._empty_staging()
+            # The COPY text's first 13 columns; the record's constants as Python values.
             constants = (self.agency_id, False, 1, self.now, self.now)
             self.cursor.executemany(
                 "INSERT INTO import_staging VALUES ("  # noqa: S608 - placeholders only
                 + ", ".join(["%s"] * len(_RECORD_COLUMNS))
                 + ")",
                 [
-                    (
-                        *(value or None for value in row[:-1]),
-                        *constants,
-                        ids[subject_hash],
-                    )
-                    for row, subject_hash in zip(chunk.rows, chunk.subject_hashes, strict=True)
+                    (*_copy_values(line)[:13], *constants, ids[subject_hash])
+                    for line, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
                 ],
             )
-            count = len(chunk.rows)
+            count = len(chunk.lines)
         staged, inserted, updated = _apply(
             self.cursor, agency_id=self.agency_id, batch_id=self.batch_id, now=self.now
         )
@@ -1015,10 +1001,14 @@ def import_batch_run(
     postgresql = connection.vendor == "postgresql"
     with _collector_paused(), transaction.atomic():
         agency = Agency.objects.select_for_update().select_related("jurisdiction").get(pk=agency.pk)
-        validator = _RowValidator(agency=agency, today=timezone.localdate())
+        now = timezone.now()
+        validator = _RowValidator(
+            agency=agency,
+            today=timezone.localdate(),
+            copy_suffix=_Writer.constants(agency_id=agency.pk, now=now),
+        )
         rows = _csv_rows(text) if file_format == "csv" else _ndjson_rows(text)
         staged_rows = _validated(rows, validator, report, progress)
-        now = timezone.now()
         batch = ImportBatch.objects.create(
             agency=agency,
             created_by=actor,
@@ -1027,12 +1017,7 @@ def import_batch_run(
             file_format=file_format,
             sha256="",
         )
-        chunks = _chunks(
-            staged_rows,
-            validator,
-            postgresql=postgresql,
-            constants=_Writer.constants(agency_id=agency.pk, now=now),
-        )
+        chunks = _chunks(staged_rows, validator, postgresql=postgresql)
         try:
             with connection.cursor() as cursor:
                 writer = _Writer(
