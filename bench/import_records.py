@@ -10,6 +10,7 @@ and records (keeping versions), in one transaction.
 from __future__ import annotations
 
 import io
+import statistics
 import time
 
 from django.core.management import call_command
@@ -26,6 +27,7 @@ AGENCY = "shanghai-market"
 CSV_NAME = "bench/work/records-1m.csv"
 CSV_PATH = common.REPO_ROOT / CSV_NAME
 TARGET_RATIO = 0.33
+ROUNDS = 3
 
 GENERATE_COMMAND = (
     f"{common.PYTHON} manage.py generate_data --records {RECORDS} --subjects {SUBJECTS} "
@@ -106,46 +108,58 @@ def _import(label: str) -> tuple[float, ImportBatch]:
     return elapsed[0], ImportBatch.objects.latest("id")
 
 
-def run() -> common.Result:
-    started = time.perf_counter()
+def _round(number: int) -> tuple[float, float]:
+    """One round on a fresh database: the raw COPY, then the first import. Returns both times."""
+    common.stage(f"round {number} of {ROUNDS}")
     common.fresh_database()
     _csv_ready()
     copy_seconds = _raw_copy()
-    first_seconds, first = _import("first import")
-    second_seconds, second = _import("second import of the same file")
+    first_seconds, first = _import(f"round {number}: first import")
     if first.rows_inserted != RECORDS or first.rows_rejected:
         raise common.BenchError(f"the first import did not insert every row: {first.errors[:3]}")
+    return copy_seconds, first_seconds
+
+
+def run() -> common.Result:
+    started = time.perf_counter()
+    rounds = [_round(number) for number in range(1, ROUNDS + 1)]
+    # The last round's database holds the first import: import the same file again.
+    second_seconds, second = _import("second import of the same file")
     if second.rows_unchanged != RECORDS:
         raise common.BenchError(
             f"the second import changed rows: {second.rows_inserted} inserted, "
             f"{second.rows_updated} updated, {second.rows_rejected} rejected"
         )
 
-    ratio = copy_seconds / first_seconds
+    ratios = [copy_seconds / first_seconds for copy_seconds, first_seconds in rounds]
+    ratio = statistics.median(ratios)
+    copy_seconds, first_seconds = rounds[ratios.index(ratio)]
     per_second = common.per_second
     result = common.Result(
         key="import_records",
         title="Import of 1,000,000 records",
         target=f"import/COPY >= {TARGET_RATIO}",
         met=ratio >= TARGET_RATIO,
-        headline=f"import/COPY = {ratio:.3f}",
+        headline=f"import/COPY = {ratio:.3f} (median of {ROUNDS} rounds)",
         commands=[
             f"{common.PYTHON} -m bench.import_records   # runs the following:",
             GENERATE_COMMAND + "   # once; reused while it has the right line count",
-            f"# raw COPY with psycopg2 copy_expert: {COPY_SQL}",
-            IMPORT_COMMAND + "   # first run: every row inserted",
+            f"# {ROUNDS} rounds, each on a fresh database:",
+            f"#   raw COPY with psycopg2 copy_expert: {COPY_SQL}",
+            "#   " + IMPORT_COMMAND + "   # first run: every row inserted",
+            "# then, on the last round's database:",
             IMPORT_COMMAND + "   # second run: every row unchanged",
         ],
         headers=("step", "seconds", "rows/s", "speed vs COPY"),
         rows=[
             (
-                "raw COPY into a table with 3 indexes (baseline)",
+                "raw COPY into a table with 3 indexes (baseline), median round",
                 f"{copy_seconds:.1f}",
                 per_second(RECORDS, copy_seconds),
                 "1.00",
             ),
             (
-                "import_records, first run (all inserted)",
+                "import_records, first run (all inserted), median round",
                 f"{first_seconds:.1f}",
                 per_second(RECORDS, first_seconds),
                 f"{ratio:.3f}",
@@ -160,6 +174,10 @@ def run() -> common.Result:
         notes=[
             f"{RECORDS:,} rows for {SUBJECTS:,} subjects, agency {AGENCY}; the CSV is "
             f"{CSV_PATH.stat().st_size / 1e6:,.0f} MB.",
+            "Every round (COPY s / import s = ratio): "
+            + "; ".join(f"{copy:.1f} / {first:.1f} = {copy / first:.3f}" for copy, first in rounds)
+            + ". Single runs on this virtual machine vary by about a tenth from one to the "
+            "next, so the target is judged on the median round.",
             "import_records runs in-process with call_command: the code path of manage.py "
             "without the interpreter's start-up; its time includes counting the file's lines.",
             "A CHECKPOINT precedes each timed step, so that no step pays for writing out the "

@@ -21,7 +21,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -620,7 +620,7 @@ def _copy_values(line: str) -> list[str | None]:
 
 def _chunks(
     staged_rows: Iterator[tuple[str, str]], validator: _RowValidator, *, postgresql: bool
-) -> Iterator[_Chunk]:
+) -> Generator[_Chunk, None, None]:
     """Cut the validated rows into chunks, each with the new subjects its rows refer to."""
     encrypt = identifier_encrypt
     mask = identifiers.mask_identifier
@@ -662,7 +662,7 @@ class _ReaderFailed:
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[_Chunk], depth: int = 2) -> Iterator[_Chunk]:
+def _read_ahead(chunks: Iterator[_Chunk], depth: int = 2) -> Generator[_Chunk, None, None]:
     """Produce `chunks` in a thread, up to `depth` ahead of the consumer.
 
     Reading, validating and formatting a chunk is Python work; writing one is PostgreSQL's. With
