@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -593,15 +593,21 @@ CHUNK_ROWS = 50_000
 
 @dataclass
 class _Chunk:
-    """Validated rows, as COPY text without the subject's id, and the subjects first seen
-    among them: as COPY text without the id on PostgreSQL (`subject_lines`), as tuples on
-    SQLite (`subjects`)."""
+    """Validated rows and the subjects first seen among them, ready to be written.
 
-    lines: list[str]
-    subject_hashes: list[str]  # of each row
-    new_subject_hashes: list[str]
+    On PostgreSQL the reader thread has resolved every subject's id and formatted both as COPY
+    text (`records_copy`, `subjects_copy`, the latter only for subjects new to the database,
+    whose ids it reserved: `reserved`). On SQLite the writer resolves the ids: `lines` are the
+    records' COPY text without the subject's id, `subjects` the new subjects as tuples.
+    """
+
+    rows: int
+    records_copy: bytes = b""
+    subjects_copy: bytes = b""
+    reserved: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    subject_hashes: list[str] = field(default_factory=list)  # of each line
     subjects: list[tuple[Any, ...]] = field(default_factory=list)
-    subject_lines: list[str] = field(default_factory=list)
 
 
 _COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
@@ -618,40 +624,99 @@ def _copy_values(line: str) -> list[str | None]:
     ]
 
 
+_SUBJECT_COLUMNS = (
+    "id, identifier_hash, kind, name, identifier_encrypted, identifier_masked, public_id, "
+    "on_serious_dishonesty_list, created_at, updated_at"
+)
+
+
+class _SubjectIds:
+    """The ids of the subjects a batch refers to, for the reader thread to write into the COPY
+    text: stored subjects are looked up, new ones get ids reserved from the table's sequence.
+
+    It runs on the reader thread's own connection, outside the import's transaction, so it sees
+    subjects committed before; one stored meanwhile by a concurrent import makes the writer's
+    copy of new subjects clash, and the writer then maps the reserved id to the stored one.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def resolve(self, new_hashes: list[str]) -> dict[str, int]:
+        """Learn the ids of `new_hashes`; return the ids reserved for those not stored yet."""
+        if not new_hashes:
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT identifier_hash, id FROM records_subject WHERE identifier_hash = ANY(%s)",
+                [new_hashes],
+            )
+            self.ids.update(cursor.fetchall())
+            missing = [h for h in new_hashes if h not in self.ids]
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('records_subject', 'id')) "
+                "FROM generate_series(1, %s)",
+                [len(missing)],
+            )
+            reserved = dict(zip(missing, [row[0] for row in cursor.fetchall()], strict=True))
+        self.ids.update(reserved)
+        return reserved
+
+
 def _chunks(
-    staged_rows: Iterator[tuple[str, str]], validator: _RowValidator, *, postgresql: bool
+    staged_rows: Iterator[tuple[str, str]],
+    validator: _RowValidator,
+    *,
+    postgresql: bool,
+    now: datetime,
 ) -> Generator[_Chunk, None, None]:
     """Cut the validated rows into chunks, each with the new subjects its rows refer to."""
     encrypt = identifier_encrypt
     mask = identifiers.mask_identifier
     escape = _copy_escape
+    subject_ids = _SubjectIds() if postgresql else None
+    subject_suffix = f"\tf\t{now.isoformat()}\t{now.isoformat()}\n"
     while True:
         rows = list(itertools.islice(staged_rows, CHUNK_ROWS))
         if not rows:
             return
-        subjects = [
-            (
-                subject_hash,
-                subject.kind,
-                subject.name,
-                encrypt(subject.identifier),
-                mask(subject.identifier),
-                validator.public_id(),
+        new_subjects = validator.take_new_subjects()
+        if subject_ids is None:
+            yield _Chunk(
+                rows=len(rows),
+                lines=[line for line, _ in rows],
+                subject_hashes=[subject_hash for _, subject_hash in rows],
+                subjects=[
+                    (
+                        subject_hash,
+                        subject.kind,
+                        subject.name,
+                        encrypt(subject.identifier),
+                        mask(subject.identifier),
+                        validator.public_id(),
+                    )
+                    for subject_hash, subject in new_subjects
+                ],
             )
-            for subject_hash, subject in validator.take_new_subjects()
-        ]
-        chunk = _Chunk(
-            lines=[line for line, _ in rows],
-            subject_hashes=[subject_hash for _, subject_hash in rows],
-            new_subject_hashes=[subject[0] for subject in subjects],
+            continue
+        reserved = subject_ids.resolve([subject_hash for subject_hash, _ in new_subjects])
+        ids = subject_ids.ids
+        yield _Chunk(
+            rows=len(rows),
+            records_copy="".join(
+                [f"{line}\t{ids[subject_hash]}\n" for line, subject_hash in rows]
+            ).encode(),
+            subjects_copy="".join(
+                [
+                    f"{reserved[subject_hash]}\t{subject_hash}\t{subject.kind}\t"
+                    f"{escape(subject.name)}\t\\\\x{encrypt(subject.identifier).hex()}\t"
+                    f"{mask(subject.identifier)}\t{validator.public_id()}{subject_suffix}"
+                    for subject_hash, subject in new_subjects
+                    if subject_hash in reserved
+                ]
+            ).encode(),
+            reserved=reserved,
         )
-        if postgresql:
-            chunk.subject_lines = [
-                f"{h}\t{k}\t{escape(n)}\t\\\\x{e.hex()}\t{m}\t{p}" for h, k, n, e, m, p in subjects
-            ]
-        else:
-            chunk.subjects = subjects
-        yield chunk
 
 
 class _ReaderFailed:
@@ -690,6 +755,8 @@ def _read_ahead(chunks: Iterator[_Chunk], depth: int = 2) -> Generator[_Chunk, N
             offer(_ReaderFailed(error))
         else:
             offer(_END)
+        finally:
+            connections.close_all()  # this thread's own connections
 
     reader = threading.Thread(target=produce, name="import-reader", daemon=True)
     reader.start()
@@ -713,7 +780,9 @@ class _Writer:
     copied straight into the records table inside a savepoint. When a row's number already
     exists there, the savepoint is rolled back and the chunk goes through a staging table and
     set-based SQL instead: changed records keep their old content as a version, unchanged ones
-    are left alone. The next chunk tries the direct path again once a chunk is all new.
+    are left alone. The next chunk tries the direct path again once a chunk is all new. New
+    subjects are copied straight in the same way, falling back to an insert that skips the
+    ones stored meanwhile (see `_SubjectIds`).
     """
 
     def __init__(self, cursor: Any, *, postgresql: bool, agency_id: int, batch_id: int, now: Any):
@@ -723,7 +792,9 @@ class _Writer:
         self.batch_id = batch_id
         self.now = now
         self.staged = self.inserted = self.updated = 0
-        self.subject_ids: dict[str, int] = {}
+        self.subject_ids: dict[str, int] = {}  # SQLite
+        # Ids reserved by the reader for subjects a concurrent import stored first -> theirs.
+        self.remapped: dict[int, int] = {}
         # Copy straight into the tables while the rows are new (see `write`).
         self.direct = self.direct_subjects = postgresql
         if postgresql:
@@ -733,15 +804,22 @@ class _Writer:
             if postgresql
             else {"uuid": "text", "bytes": "blob", "timestamp": "text"}
         )
+        subjects = (
+            "id bigint, identifier_hash text, kind text, name text, identifier_encrypted bytea, "
+            "identifier_masked text, public_id uuid, on_serious_dishonesty_list boolean, "
+            "created_at timestamptz, updated_at timestamptz"
+            if postgresql
+            else _SUBJECT_STAGING_COLUMNS.format(**types)
+        )
         schema = "pg_temp" if postgresql else "temp"
         # ON COMMIT DROP cleans up; the DROP covers two imports inside one outer transaction.
         on_commit = " ON COMMIT DROP" if postgresql else ""
         for name, columns in (
-            ("import_staging", _STAGING_COLUMNS),
-            ("import_subject_staging", _SUBJECT_STAGING_COLUMNS),
+            ("import_staging", _STAGING_COLUMNS.format(**types)),
+            ("import_subject_staging", subjects),
         ):
             cursor.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
-            cursor.execute(f"CREATE TEMP TABLE {name} ({columns.format(**types)}){on_commit}")
+            cursor.execute(f"CREATE TEMP TABLE {name} ({columns}){on_commit}")
 
     @staticmethod
     def constants(*, agency_id: int, now: Any) -> str:
@@ -749,26 +827,22 @@ class _Writer:
         return f"\t{agency_id}\tf\t1\t{now.isoformat()}\t{now.isoformat()}"
 
     def write(self, chunk: _Chunk) -> None:
-        self._store_subjects(chunk)
-        ids = self.subject_ids
         if self.postgresql:
-            data = "".join(
-                [
-                    f"{line}\t{ids[subject_hash]}\n"
-                    for line, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
-                ]
-            ).encode()
-            count = len(chunk.lines)
+            if chunk.subjects_copy:
+                self._store_new_subjects(chunk)
             if self.direct:
-                if self._copy_clean(f"records_creditrecord ({_RECORD_COLUMN_LIST})", data):
-                    self.staged += count
-                    self.inserted += count
+                table = f"records_creditrecord ({_RECORD_COLUMN_LIST})"
+                if self._copy_clean(table, chunk.records_copy):
+                    self.staged += chunk.rows
+                    self.inserted += chunk.rows
                     return
                 self.direct = False
-            self._empty_staging()
-            _copy_in(self.cursor.cursor, "import_staging", data)
+            self.cursor.execute("TRUNCATE import_staging")
+            _copy_in(self.cursor.cursor, "import_staging", chunk.records_copy)
         else:
-            self._empty_staging()
+            self._store_subjects(chunk)
+            ids = self.subject_ids
+            self.cursor.execute("DELETE FROM import_staging")
             # The COPY text's first 13 columns; the record's constants as Python values.
             constants = (self.agency_id, False, 1, self.now, self.now)
             self.cursor.executemany(
@@ -780,98 +854,81 @@ class _Writer:
                     for line, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
                 ],
             )
-            count = len(chunk.lines)
         staged, inserted, updated = _apply(
             self.cursor, agency_id=self.agency_id, batch_id=self.batch_id, now=self.now
         )
         self.staged += staged
         self.inserted += inserted
         self.updated += updated
-        self.direct = self.postgresql and inserted == staged == count
+        self.direct = self.postgresql and inserted == staged == chunk.rows
 
-    def _empty_staging(self) -> None:
-        if self.postgresql:
-            self.cursor.execute("TRUNCATE import_staging")
-        else:
-            self.cursor.execute("DELETE FROM import_staging")
+    def finish(self) -> None:
+        """Point records written with a reserved subject id at the subject stored meanwhile."""
+        if self.remapped:
+            self.cursor.execute(
+                "UPDATE records_creditrecord r SET subject_id = m.stored "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS m(reserved, stored) "
+                "WHERE r.subject_id = m.reserved",
+                [list(self.remapped), list(self.remapped.values())],
+            )
+
+    def _store_new_subjects(self, chunk: _Chunk) -> None:
+        """Copy the subjects new to the database straight in; when one was stored meanwhile,
+        insert them from staging, skipping those, and remember their stored ids."""
+        if self.direct_subjects and self._copy_clean(
+            f"records_subject ({_SUBJECT_COLUMNS})", chunk.subjects_copy
+        ):
+            return
+        cursor = self.cursor
+        cursor.execute("TRUNCATE import_subject_staging")
+        _copy_in(cursor.cursor, "import_subject_staging", chunk.subjects_copy)
+        cursor.execute(
+            f"INSERT INTO records_subject ({_SUBJECT_COLUMNS}) "  # noqa: S608
+            f"SELECT {_SUBJECT_COLUMNS} FROM import_subject_staging WHERE true "
+            "ON CONFLICT (identifier_hash) DO NOTHING RETURNING identifier_hash"
+        )
+        inserted = {subject_hash for (subject_hash,) in cursor.fetchall()}
+        clashed = [h for h in chunk.reserved if h not in inserted]
+        if clashed:
+            cursor.execute(
+                "SELECT identifier_hash, id FROM records_subject WHERE identifier_hash = ANY(%s)",
+                [clashed],
+            )
+            for subject_hash, stored_id in cursor.fetchall():
+                self.remapped[chunk.reserved[subject_hash]] = stored_id
+        self.direct_subjects = not clashed
 
     def _store_subjects(self, chunk: _Chunk) -> None:
-        """Insert the chunk's new subjects and learn the id of every subject it refers to."""
+        """SQLite: insert the chunk's new subjects and learn the id of every subject it names."""
+        cursor = self.cursor
         wanted = {h for h in chunk.subject_hashes if h not in self.subject_ids}
-        if chunk.new_subject_hashes:
-            if self.postgresql:
-                self._store_subjects_postgresql(chunk)
-            else:
-                self._store_subjects_staged(chunk)
+        if chunk.subjects:
+            cursor.execute("DELETE FROM import_subject_staging")
+            cursor.executemany(
+                "INSERT INTO import_subject_staging VALUES (%s, %s, %s, %s, %s, %s)",
+                chunk.subjects,
+            )
+            cursor.execute(
+                "INSERT INTO records_subject (public_id, kind, name, identifier_encrypted, "
+                "identifier_hash, identifier_masked, on_serious_dishonesty_list, created_at, "
+                "updated_at) SELECT public_id, kind, name, identifier_encrypted, "
+                "identifier_hash, identifier_masked, %s, %s, %s FROM import_subject_staging "
+                "WHERE true ON CONFLICT (identifier_hash) DO NOTHING RETURNING identifier_hash, id",
+                [False, self.now, self.now],
+            )
+            self.subject_ids.update(cursor.fetchall())
             wanted.difference_update(self.subject_ids)
-        # Subjects stored before this import (or by a concurrent one).
+        # Subjects stored before this import.
         remaining = sorted(wanted)
-        for start in range(0, len(remaining), 10_000):
-            batch = remaining[start : start + 10_000]
-            self.cursor.execute(
+        for start in range(0, len(remaining), 500):
+            batch = remaining[start : start + 500]
+            cursor.execute(
                 "SELECT identifier_hash, id FROM records_subject WHERE identifier_hash IN ("  # noqa: S608
                 + ", ".join(["%s"] * len(batch))
                 + ")",
                 batch,
             )
-            self.subject_ids.update(self.cursor.fetchall())
-
-    def _store_subjects_postgresql(self, chunk: _Chunk) -> None:
-        """New subjects are copied straight in with ids taken from the table's own sequence,
-        inside a savepoint; when one already exists (another agency's import stored it), the
-        chunk's subjects go through staging and ON CONFLICT instead."""
-        cursor = self.cursor
-        if self.direct_subjects:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('records_subject', 'id')) "
-                "FROM generate_series(1, %s)",
-                [len(chunk.subject_lines)],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
-            suffix = f"\tf\t{self.now.isoformat()}\t{self.now.isoformat()}\t"
-            data = "".join(
-                [
-                    f"{line}{suffix}{subject_id}\n"
-                    for line, subject_id in zip(chunk.subject_lines, ids, strict=True)
-                ]
-            ).encode()
-            if self._copy_clean(
-                "records_subject (identifier_hash, kind, name, identifier_encrypted, "
-                "identifier_masked, public_id, on_serious_dishonesty_list, created_at, "
-                "updated_at, id)",
-                data,
-            ):
-                self.subject_ids.update(zip(chunk.new_subject_hashes, ids, strict=True))
-                return
-            self.direct_subjects = False
-        cursor.execute("TRUNCATE import_subject_staging")
-        _copy_in(
-            cursor.cursor,
-            "import_subject_staging",
-            "".join([line + "\n" for line in chunk.subject_lines]).encode(),
-        )
-        inserted = self._insert_staged_subjects()
-        self.direct_subjects = inserted == len(chunk.subject_lines)
-
-    def _store_subjects_staged(self, chunk: _Chunk) -> None:
-        self.cursor.execute("DELETE FROM import_subject_staging")
-        self.cursor.executemany(
-            "INSERT INTO import_subject_staging VALUES (%s, %s, %s, %s, %s, %s)", chunk.subjects
-        )
-        self._insert_staged_subjects()
-
-    def _insert_staged_subjects(self) -> int:
-        self.cursor.execute(
-            "INSERT INTO records_subject (public_id, kind, name, identifier_encrypted, "
-            "identifier_hash, identifier_masked, on_serious_dishonesty_list, created_at, "
-            "updated_at) SELECT public_id, kind, name, identifier_encrypted, identifier_hash, "
-            "identifier_masked, %s, %s, %s FROM import_subject_staging WHERE true "
-            "ON CONFLICT (identifier_hash) DO NOTHING RETURNING identifier_hash, id",
-            [False, self.now, self.now],
-        )
-        stored = self.cursor.fetchall()
-        self.subject_ids.update(stored)
-        return len(stored)
+            self.subject_ids.update(cursor.fetchall())
 
     def _copy_clean(self, table: str, data: bytes) -> bool:
         """COPY `data` into `table` in a savepoint; False, with nothing kept, on a unique clash."""
@@ -1017,7 +1074,7 @@ def import_batch_run(
             file_format=file_format,
             sha256="",
         )
-        chunks = _chunks(staged_rows, validator, postgresql=postgresql)
+        chunks = _chunks(staged_rows, validator, postgresql=postgresql, now=now)
         try:
             with connection.cursor() as cursor:
                 writer = _Writer(
@@ -1029,6 +1086,7 @@ def import_batch_run(
                 with closing(produced):
                     for chunk in produced:
                         writer.write(chunk)
+                writer.finish()
         except UnicodeDecodeError as error:
             raise ImportFileInvalid(
                 "The file is not UTF-8 text.", line=report.rows_total + 1
