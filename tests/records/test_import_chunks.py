@@ -126,8 +126,11 @@ def test_a_subject_stored_by_another_agency_is_reused_not_duplicated(agency):
     run_import(other_agency, csv_bytes([row("T-1", subject_identifier=OTHER_PERSON_ID)]))
     existing = subject_id(OTHER_PERSON_ID)
 
-    # Chunk 1 holds PERSON_ID (new) and OTHER_PERSON_ID (stored already): the direct copy of
-    # the chunk's subjects clashes, so they go through the staged insert.
+    # Chunk 1 holds PERSON_ID (new) and OTHER_PERSON_ID (stored already, but not committed:
+    # on PostgreSQL the reader thread's own connection does not see it, as it would not see a
+    # subject a concurrent import stores after the reader looked). The reader reserves an id
+    # for it, the direct copy of the chunk's subjects clashes, they go through the staged
+    # insert, and the records written with the reserved id are pointed at the stored subject.
     report = run_import(
         agency,
         csv_bytes(
