@@ -1,10 +1,18 @@
 """Bulk import of credit records pushed by an agency (CSV or NDJSON).
 
-Every row is validated in Python; valid rows are streamed into a temporary staging table (COPY on
-PostgreSQL, so parsing and loading run on two cores at once) and then applied with set-based SQL:
-subjects are inserted if new, changed records keep their previous content as a
-`CreditRecordVersion`, and rows whose content is unchanged are left alone, so re-running a file
-changes nothing. The whole batch is one transaction with one audit event.
+Every row is validated in Python and the file is written in chunks of CHUNK_ROWS rows. On
+PostgreSQL a reader thread reads, validates and formats the next chunks as COPY text (with the
+ids of their subjects: stored ones looked up, new ones reserved from the sequence) while the
+writer copies the current one in, so Python and PostgreSQL work at the same time:
+
+- a chunk of new subjects or records is copied straight into its table, in a savepoint;
+- a chunk that meets stored rows is copied into a staging table instead and applied with
+  set-based SQL: changed records keep their previous content as a `CreditRecordVersion`, rows
+  whose content is unchanged are left alone (so re-running a file changes nothing), and subjects
+  stored meanwhile by another import are reused.
+
+SQLite (development and the default test run) takes the staged path for every chunk, in one
+thread. The whole batch is one transaction with one audit event.
 """
 
 from __future__ import annotations
