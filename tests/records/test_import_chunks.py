@@ -177,7 +177,7 @@ def test_an_unreadable_line_in_a_later_chunk_leaves_nothing_behind(agency):
 
 
 def test_a_database_error_part_way_stops_the_reader_and_keeps_nothing(agency, monkeypatch):
-    written = []
+    written: list[imports._Chunk] = []
     original = imports._Writer.write
 
     def fail_on_third(self, chunk):
