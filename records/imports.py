@@ -451,7 +451,20 @@ class _HashingReader(io.RawIOBase):
 _Row = tuple[int, list[str] | None, list[tuple[str, str]]]
 
 
-def _csv_rows(text: IO[str]) -> Iterator[_Row]:
+def _decoded_lines(binary: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text, line endings kept (as csv needs them), a UTF-8 BOM dropped.
+
+    Decoding line by line names the exact line that is not UTF-8.
+    """
+    for number, raw in enumerate(binary, start=1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError as error:
+            raise ImportFileInvalid("The file is not UTF-8 text.", line=number) from error
+        yield line[1:] if number == 1 and line.startswith("\ufeff") else line
+
+
+def _csv_rows(text: Iterable[str]) -> Iterator[_Row]:
     reader = csv.reader(text)
     try:
         header = [name.strip() for name in next(reader)]
@@ -489,7 +502,7 @@ def _position(header: list[str], name: str) -> int:
     return header.index(name) if name in header else -1
 
 
-def _ndjson_rows(text: IO[str]) -> Iterator[_Row]:
+def _ndjson_rows(text: Iterable[str]) -> Iterator[_Row]:
     for line_number, line in enumerate(text, start=1):
         if not line.strip():
             continue
@@ -1060,9 +1073,7 @@ def import_batch_run(
     file_format = detect_format(file_name, file_format)
     report = ImportReport()
     reader = _HashingReader(stream)
-    text = io.TextIOWrapper(
-        io.BufferedReader(reader, buffer_size=1 << 20), encoding="utf-8-sig", newline=""
-    )
+    text = _decoded_lines(io.BufferedReader(reader, buffer_size=1 << 20))
     postgresql = connection.vendor == "postgresql"
     with _collector_paused(), transaction.atomic():
         agency = Agency.objects.select_for_update().select_related("jurisdiction").get(pk=agency.pk)
@@ -1095,10 +1106,6 @@ def import_batch_run(
                     for chunk in produced:
                         writer.write(chunk)
                 writer.finish()
-        except UnicodeDecodeError as error:
-            raise ImportFileInvalid(
-                "The file is not UTF-8 text.", line=report.rows_total + 1
-            ) from error
         except csv.Error as error:
             raise ImportFileInvalid(f"The CSV file is malformed: {error}.") from error
         report.batch_id = batch.pk

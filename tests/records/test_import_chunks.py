@@ -168,8 +168,10 @@ def test_an_unreadable_line_in_a_later_chunk_leaves_nothing_behind(agency):
         ]
     ) + "R-9,person,坏\n".encode("gb18030")
 
-    with pytest.raises(ImportFileInvalid, match="not UTF-8"):
+    with pytest.raises(ImportFileInvalid, match="not UTF-8") as caught:
         run_import(agency, content)
+
+    assert caught.value.extra["line"] == 6  # the header, four rows, then the bad line
 
     assert (stored(), Subject.objects.count(), ImportBatch.objects.count()) == before
     assert CreditRecordVersion.objects.count() == 0

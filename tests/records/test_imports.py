@@ -230,6 +230,19 @@ def test_file_that_is_not_utf8_is_refused_whole(agency):
     assert ImportBatch.objects.count() == 0
 
 
+def test_a_byte_order_mark_and_windows_line_endings_are_accepted(agency):
+    content = b"\xef\xbb\xbf" + csv_bytes([row("R-1"), row("R-2")])
+    assert content.count(b"\r\n") == 3  # the csv module writes Windows line endings
+
+    report = run_import(agency, content)
+
+    assert (report.rows_inserted, report.rows_rejected) == (2, 0)
+    assert (
+        CreditRecord.objects.get(record_number="R-2").decision_document_number
+        == (row("R-2")["decision_document_number"])
+    )
+
+
 def test_header_with_prohibited_or_unknown_column_is_refused(agency):
     header = (*FIELDS, "blood_type", "nickname")
 
