@@ -1,15 +1,16 @@
 """Bulk import of credit records pushed by an agency (CSV or NDJSON).
 
 Every row is validated in Python and the file is written in chunks of CHUNK_ROWS rows. On
-PostgreSQL a reader thread reads, validates and formats the next chunks as COPY text (with the
-ids of their subjects: stored ones looked up, new ones reserved from the sequence) while the
+PostgreSQL a reader thread reads, validates and formats the next chunks as COPY text while the
 writer copies the current one in, so Python and PostgreSQL work at the same time:
 
-- a chunk of new subjects or records is copied straight into its table, in a savepoint;
+- a chunk of new records is copied straight into the records table, in a savepoint;
 - a chunk that meets stored rows is copied into a staging table instead and applied with
   set-based SQL: changed records keep their previous content as a `CreditRecordVersion`, rows
-  whose content is unchanged are left alone (so re-running a file changes nothing), and subjects
-  stored meanwhile by another import are reused.
+  whose content is unchanged are left alone, so re-running a file changes nothing;
+- subjects new to the file get ids reserved from their sequence by the reader; the writer
+  stores them at the end of the batch, skips those stored already and points the records at
+  the stored ones (see `_Writer`).
 
 SQLite (development and the default test run) takes the staged path for every chunk, in one
 thread. The whole batch is one transaction with one audit event.
@@ -102,6 +103,8 @@ PROHIBITED_TERMS: tuple[str, ...] = (
     "medical history",
     "illness",
 )
+# Letters that case-insensitive matching folds onto ASCII ones, though lower() does not.
+_CASE_FOLDING_TRAPS = re.compile("[\u017f\u0131\u0130\u212a]")
 _PUBLISHED = CreditRecord.Status.PUBLISHED.value
 _PUBLICATION_ENDED = CreditRecord.Status.PUBLICATION_ENDED.value
 MAX_ERRORS_KEPT = 10_000
@@ -246,8 +249,13 @@ class _RowValidator:
             if errors:
                 return None, errors
 
-        # One scan over both fields; on a hit, each field is scanned to name it.
-        if self._prohibited_lower.search(f"{title}\n{facts}".lower()):
+        # One scan over both fields; on a hit, each field is scanned to name it. The fast scan
+        # of the lower-cased text misses letters that only case-fold to ASCII (ſ, ı, İ, K):
+        # text holding one gets the case-insensitive scan.
+        text = f"{title}\n{facts}"
+        if self._prohibited_lower.search(text.lower()) or (
+            _CASE_FOLDING_TRAPS.search(text) and self._prohibited.search(text)
+        ):
             for name, value in (("title", title), ("facts", facts)):
                 if found := self._prohibited.search(value):
                     fail(name, f"mentions prohibited personal data ({found.group(0).lower()})")
@@ -451,17 +459,36 @@ class _HashingReader(io.RawIOBase):
 _Row = tuple[int, list[str] | None, list[tuple[str, str]]]
 
 
-def _decoded_lines(binary: IO[bytes]) -> Iterator[str]:
+def _decoded_lines(binary: IO[bytes], block_size: int = 1 << 20) -> Iterator[str]:
     """The file's lines as text, line endings kept (as csv needs them), a UTF-8 BOM dropped.
 
-    Decoding line by line names the exact line that is not UTF-8.
+    Decodes blocks cut after their last newline (no UTF-8 character contains one), so that a
+    file that is not UTF-8 is refused with the exact line at fault.
     """
-    for number, raw in enumerate(binary, start=1):
+    lines_before = 0
+    pending = b""
+    first = True
+    while True:
+        block = binary.read(block_size)
+        data = pending + block
+        if not data:
+            return
+        cut = data.rfind(b"\n") + 1 if block else len(data)
+        if cut == 0:  # no newline yet: read on
+            pending = data
+            continue
+        part, pending = data[:cut], data[cut:]
         try:
-            line = raw.decode()
+            text = part.decode()
         except UnicodeDecodeError as error:
-            raise ImportFileInvalid("The file is not UTF-8 text.", line=number) from error
-        yield line[1:] if number == 1 and line.startswith("\ufeff") else line
+            line = lines_before + part.count(b"\n", 0, error.start) + 1
+            raise ImportFileInvalid("The file is not UTF-8 text.", line=line) from error
+        if first:
+            text, first = text.removeprefix("\ufeff"), False
+        lines_before += part.count(b"\n")
+        yield from io.StringIO(text, newline="")
+        if not block:
+            return
 
 
 def _csv_rows(text: Iterable[str]) -> Iterator[_Row]:
@@ -616,16 +643,16 @@ CHUNK_ROWS = 50_000
 class _Chunk:
     """Validated rows and the subjects first seen among them, ready to be written.
 
-    On PostgreSQL the reader thread has resolved every subject's id and formatted both as COPY
-    text (`records_copy`, `subjects_copy`, the latter only for subjects new to the database,
-    whose ids it reserved: `reserved`). On SQLite the writer resolves the ids: `lines` are the
-    records' COPY text without the subject's id, `subjects` the new subjects as tuples.
+    On PostgreSQL the reader thread has formatted the records as COPY text with their subjects'
+    ids (`records_copy`), reserving an id for every subject new to this file, and each new
+    subject as a line of COPY text (`subject_lines`: hash, reserved id, line). On SQLite the
+    writer resolves the ids: `lines` are the records' COPY text without the subject's id,
+    `subjects` the new subjects as tuples.
     """
 
     rows: int
     records_copy: bytes = b""
-    subjects_copy: bytes = b""
-    reserved: dict[str, int] = field(default_factory=dict)
+    subject_lines: list[tuple[str, int, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     subject_hashes: list[str] = field(default_factory=list)  # of each line
     subjects: list[tuple[Any, ...]] = field(default_factory=list)
@@ -651,58 +678,55 @@ _SUBJECT_COLUMNS = (
 )
 
 
-class _SubjectIds:
-    """The ids of the subjects a batch refers to, for the reader thread to write into the COPY
-    text: stored subjects are looked up, new ones get ids reserved from the table's sequence.
+class _SubjectIdReserver:
+    """Reserves ids from the subjects' sequence for the reader thread, on its own connection.
 
-    It runs on the reader thread's own connection, outside the import's transaction, so it sees
-    subjects committed before; one stored meanwhile by a concurrent import makes the writer's
-    copy of new subjects clash, and the writer then maps the reserved id to the stored one.
+    Every subject new to the file gets one, stored or not: the writer stores the new subjects
+    at the end of the batch and maps the ids of those already stored (by an earlier or a
+    concurrent import) to theirs, as its own transaction sees them.
     """
 
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
+    # The reader must not wait forever on a lock its own import's transaction holds.
+    LOCK_TIMEOUT = "30s"
 
-    def resolve(self, new_hashes: list[str]) -> dict[str, int]:
-        """Learn the ids of `new_hashes`; return the ids reserved for those not stored yet."""
-        if not new_hashes:
-            return {}
+    def __init__(self, sequence: str) -> None:
+        self.sequence = sequence
+        self.prepared = False
+
+    def reserve(self, count: int) -> list[int]:
+        if not count:
+            return []
         with connection.cursor() as cursor:
+            if not self.prepared:
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [self.LOCK_TIMEOUT])
+                self.prepared = True
             cursor.execute(
-                "SELECT identifier_hash, id FROM records_subject WHERE identifier_hash = ANY(%s)",
-                [new_hashes],
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [self.sequence, count]
             )
-            self.ids.update(cursor.fetchall())
-            missing = [h for h in new_hashes if h not in self.ids]
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('records_subject', 'id')) "
-                "FROM generate_series(1, %s)",
-                [len(missing)],
-            )
-            reserved = dict(zip(missing, [row[0] for row in cursor.fetchall()], strict=True))
-        self.ids.update(reserved)
-        return reserved
+            return [row[0] for row in cursor.fetchall()]
 
 
 def _chunks(
     staged_rows: Iterator[tuple[str, str]],
     validator: _RowValidator,
     *,
-    postgresql: bool,
     now: datetime,
+    subject_sequence: str = "",
 ) -> Generator[_Chunk, None, None]:
     """Cut the validated rows into chunks, each with the new subjects its rows refer to."""
     encrypt = identifier_encrypt
     mask = identifiers.mask_identifier
     escape = _copy_escape
-    subject_ids = _SubjectIds() if postgresql else None
+    # PostgreSQL: the subjects' sequence, to reserve ids from. SQLite: "".
+    reserver = _SubjectIdReserver(subject_sequence) if subject_sequence else None
+    ids: dict[str, int] = {}
     subject_suffix = f"\tf\t{now.isoformat()}\t{now.isoformat()}\n"
     while True:
         rows = list(itertools.islice(staged_rows, CHUNK_ROWS))
         if not rows:
             return
         new_subjects = validator.take_new_subjects()
-        if subject_ids is None:
+        if reserver is None:
             yield _Chunk(
                 rows=len(rows),
                 lines=[line for line, _ in rows],
@@ -720,23 +744,25 @@ def _chunks(
                 ],
             )
             continue
-        reserved = subject_ids.resolve([subject_hash for subject_hash, _ in new_subjects])
-        ids = subject_ids.ids
+        for (subject_hash, _), subject_id in zip(
+            new_subjects, reserver.reserve(len(new_subjects)), strict=True
+        ):
+            ids[subject_hash] = subject_id
         yield _Chunk(
             rows=len(rows),
             records_copy="".join(
                 [f"{line}\t{ids[subject_hash]}\n" for line, subject_hash in rows]
             ).encode(),
-            subjects_copy="".join(
-                [
-                    f"{reserved[subject_hash]}\t{subject_hash}\t{subject.kind}\t"
+            subject_lines=[
+                (
+                    subject_hash,
+                    ids[subject_hash],
+                    f"{ids[subject_hash]}\t{subject_hash}\t{subject.kind}\t"
                     f"{escape(subject.name)}\t\\\\x{encrypt(subject.identifier).hex()}\t"
-                    f"{mask(subject.identifier)}\t{validator.public_id()}{subject_suffix}"
-                    for subject_hash, subject in new_subjects
-                    if subject_hash in reserved
-                ]
-            ).encode(),
-            reserved=reserved,
+                    f"{mask(subject.identifier)}\t{validator.public_id()}{subject_suffix}",
+                )
+                for subject_hash, subject in new_subjects
+            ],
         )
 
 
@@ -795,15 +821,20 @@ def _read_ahead(chunks: Iterator[_Chunk], depth: int = 2) -> Generator[_Chunk, N
 
 
 class _Writer:
-    """Stores the subjects of each chunk, then its records.
+    """Writes the chunks' records, and the batch's new subjects.
 
     A chunk of records that are all new (the common case: an agency pushing new decisions) is
     copied straight into the records table inside a savepoint. When a row's number already
     exists there, the savepoint is rolled back and the chunk goes through a staging table and
     set-based SQL instead: changed records keep their old content as a version, unchanged ones
-    are left alone. The next chunk tries the direct path again once a chunk is all new. New
-    subjects are copied straight in the same way, falling back to an insert that skips the
-    ones stored meanwhile (see `_SubjectIds`).
+    are left alone. The next chunk tries the direct path again once a chunk is all new.
+
+    On PostgreSQL the subjects new to the file are stored by `finish`, all at once and in the
+    order of their blind index, so that concurrent imports naming the same new subjects take
+    their locks in one order and wait for each other instead of deadlocking. Those stored
+    already (by an earlier or a concurrent import) are skipped, and the records written with
+    the ids reserved for them are pointed at the stored ones. (The records' subject foreign key
+    is not a database constraint, so records may be written before their subjects.)
     """
 
     def __init__(self, cursor: Any, *, postgresql: bool, agency_id: int, batch_id: int, now: Any):
@@ -814,10 +845,10 @@ class _Writer:
         self.now = now
         self.staged = self.inserted = self.updated = 0
         self.subject_ids: dict[str, int] = {}  # SQLite
-        # Ids reserved by the reader for subjects a concurrent import stored first -> theirs.
-        self.remapped: dict[int, int] = {}
-        # Copy straight into the tables while the rows are new (see `write`).
-        self.direct = self.direct_subjects = postgresql
+        # PostgreSQL: the new subjects of every chunk (hash, reserved id, COPY line).
+        self.new_subjects: list[tuple[str, int, str]] = []
+        # Copy straight into the records table while the rows are new (see `write`).
+        self.direct = postgresql
         if postgresql:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [IMPORT_LOCK_KEY])
         types = (
@@ -849,8 +880,7 @@ class _Writer:
 
     def write(self, chunk: _Chunk) -> None:
         if self.postgresql:
-            if chunk.subjects_copy:
-                self._store_new_subjects(chunk)
+            self.new_subjects.extend(chunk.subject_lines)
             if self.direct:
                 table = f"records_creditrecord ({_RECORD_COLUMN_LIST})"
                 if self._copy_clean(table, chunk.records_copy):
@@ -884,40 +914,33 @@ class _Writer:
         self.direct = self.postgresql and inserted == staged == chunk.rows
 
     def finish(self) -> None:
-        """Point records written with a reserved subject id at the subject stored meanwhile."""
-        if self.remapped:
-            self.cursor.execute(
-                "UPDATE records_creditrecord r SET subject_id = m.stored "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS m(reserved, stored) "
-                "WHERE r.subject_id = m.reserved",
-                [list(self.remapped), list(self.remapped.values())],
-            )
-
-    def _store_new_subjects(self, chunk: _Chunk) -> None:
-        """Copy the subjects new to the database straight in; when one was stored meanwhile,
-        insert them from staging, skipping those, and remember their stored ids."""
-        if self.direct_subjects and self._copy_clean(
-            f"records_subject ({_SUBJECT_COLUMNS})", chunk.subjects_copy
-        ):
+        """PostgreSQL: store the batch's new subjects (see the class)."""
+        if not self.new_subjects:
+            return
+        subjects = sorted(self.new_subjects)
+        data = "".join([line for _, _, line in subjects]).encode()
+        self.new_subjects = []
+        if self._copy_clean(f"records_subject ({_SUBJECT_COLUMNS})", data):
             return
         cursor = self.cursor
         cursor.execute("TRUNCATE import_subject_staging")
-        _copy_in(cursor.cursor, "import_subject_staging", chunk.subjects_copy)
+        _copy_in(cursor.cursor, "import_subject_staging", data)
         cursor.execute(
             f"INSERT INTO records_subject ({_SUBJECT_COLUMNS}) "  # noqa: S608
-            f"SELECT {_SUBJECT_COLUMNS} FROM import_subject_staging WHERE true "
+            f"SELECT {_SUBJECT_COLUMNS} FROM import_subject_staging ORDER BY identifier_hash "
             "ON CONFLICT (identifier_hash) DO NOTHING RETURNING identifier_hash"
         )
         inserted = {subject_hash for (subject_hash,) in cursor.fetchall()}
-        clashed = [h for h in chunk.reserved if h not in inserted]
-        if clashed:
-            cursor.execute(
-                "SELECT identifier_hash, id FROM records_subject WHERE identifier_hash = ANY(%s)",
-                [clashed],
-            )
-            for subject_hash, stored_id in cursor.fetchall():
-                self.remapped[chunk.reserved[subject_hash]] = stored_id
-        self.direct_subjects = not clashed
+        reserved = {h: subject_id for h, subject_id, _ in subjects if h not in inserted}
+        if not reserved or not (self.inserted or self.updated):
+            return  # no record written by this batch can name a reserved id
+        cursor.execute(
+            "UPDATE records_creditrecord r SET subject_id = s.id "
+            "FROM unnest(%s::text[], %s::bigint[]) AS m(identifier_hash, reserved) "
+            "JOIN records_subject s ON s.identifier_hash = m.identifier_hash "
+            "WHERE r.agency_id = %s AND r.subject_id = m.reserved",
+            [list(reserved), list(reserved.values()), self.agency_id],
+        )
 
     def _store_subjects(self, chunk: _Chunk) -> None:
         """SQLite: insert the chunk's new subjects and learn the id of every subject it names."""
@@ -960,6 +983,12 @@ class _Writer:
         except IntegrityError:
             return False
         return True
+
+
+def _subject_sequence() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('records_subject', 'id')")
+        return str(cursor.fetchone()[0])
 
 
 def _copy_in(raw_cursor: Any, table: str, data: bytes) -> int:
@@ -1076,7 +1105,13 @@ def import_batch_run(
     text = _decoded_lines(io.BufferedReader(reader, buffer_size=1 << 20))
     postgresql = connection.vendor == "postgresql"
     with _collector_paused(), transaction.atomic():
-        agency = Agency.objects.select_for_update().select_related("jurisdiction").get(pk=agency.pk)
+        # of=("self",): lock the agency only, not its jurisdiction (which would serialise the
+        # imports of every agency there).
+        agency = (
+            Agency.objects.select_for_update(of=("self",))
+            .select_related("jurisdiction")
+            .get(pk=agency.pk)
+        )
         now = timezone.now()
         validator = _RowValidator(
             agency=agency,
@@ -1093,7 +1128,12 @@ def import_batch_run(
             file_format=file_format,
             sha256="",
         )
-        chunks = _chunks(staged_rows, validator, postgresql=postgresql, now=now)
+        chunks = _chunks(
+            staged_rows,
+            validator,
+            now=now,
+            subject_sequence=_subject_sequence() if postgresql else "",
+        )
         try:
             with connection.cursor() as cursor:
                 writer = _Writer(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from records import imports
 from records.crypto import identifier_hash
 from records.imports import ImportFileInvalid
 from records.models import CreditRecord, CreditRecordVersion, ImportBatch, Subject
+from tests.conftest import FLUSHABLE_APPS
 from tests.factories import AgencyFactory
 from tests.records.test_imports import (
     COMPANY_ID,
@@ -228,3 +229,41 @@ def test_new_rows_are_copied_without_staging_on_postgresql(agency):
 
     assert CreditRecord.objects.count() == 5
     assert not [sql for sql in statements if "FROM import_staging" in sql]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE_APPS)
+def test_committed_subjects_are_reused_and_one_deleted_in_the_same_transaction_is_stored_again(
+    agency,
+):
+    # Committed: the reader thread's own connection sees these subjects, reserves new ids for
+    # them anyway, and the writer maps those to the stored subjects.
+    run_import(agency, csv_bytes([row("R-1"), row("R-2", subject_identifier=OTHER_PERSON_ID)]))
+    person, other = subject_id(PERSON_ID), subject_id(OTHER_PERSON_ID)
+
+    report = run_import(
+        agency,
+        csv_bytes([row("R-3"), row("R-4", subject_identifier=OTHER_PERSON_ID), row("R-5")]),
+    )
+
+    assert report.rows_inserted == 3
+    assert Subject.objects.count() == 2
+    assert {number: subject for number, (_, _, subject) in stored().items()} == {
+        "R-1": person,
+        "R-2": other,
+        "R-3": person,
+        "R-4": other,
+        "R-5": person,
+    }
+
+    # A subject with no records deleted earlier in the import's own transaction, which the
+    # reader's connection still sees as stored, is stored again and the record points at it.
+    CreditRecord.objects.filter(subject_id=other).delete()
+    with transaction.atomic():
+        Subject.objects.filter(pk=other).delete()
+        run_import(agency, csv_bytes([row("R-6", subject_identifier=OTHER_PERSON_ID)]))
+
+    stored_again = subject_id(OTHER_PERSON_ID)
+    assert stored()["R-6"][2] == stored_again
+    referenced = set(CreditRecord.objects.values_list("subject_id", flat=True))
+    assert referenced <= set(Subject.objects.values_list("id", flat=True))

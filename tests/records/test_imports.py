@@ -243,6 +243,24 @@ def test_a_byte_order_mark_and_windows_line_endings_are_accepted(agency):
     )
 
 
+def test_old_mac_line_endings_are_accepted(agency):
+    content = csv_bytes([row("R-1"), row("R-2")]).replace(b"\r\n", b"\r")
+
+    report = run_import(agency, content)
+
+    assert (report.rows_inserted, report.rows_rejected) == (2, 0)
+
+
+@pytest.mark.parametrize("spelling", ["illneſſ", "relıgıon", "FINGERPRİNT", "Medical History"])
+def test_prohibited_terms_are_found_whatever_their_letter_case(agency, spelling):
+    report = run_import(agency, csv_bytes([row("R-1", facts=f"当事人 {spelling} 记录")]))
+
+    assert report.rows_inserted == 0
+    assert [(error.field, error.reason.split(" (")[0]) for error in report.errors] == [
+        ("facts", "mentions prohibited personal data")
+    ]
+
+
 def test_header_with_prohibited_or_unknown_column_is_refused(agency):
     header = (*FIELDS, "blood_type", "nickname")
 
