@@ -103,6 +103,9 @@ PROHIBITED_TERMS: tuple[str, ...] = (
     "medical history",
     "illness",
 )
+# NUL; the unit separator, which joins the fields a record's content hash is computed over; lone
+# surrogates, which a JSON string can spell ("\\ud800") but no text encoding can store.
+_FORBIDDEN_CHARACTERS = re.compile("[\x00\x1f\ud800-\udfff]")
 # Letters that case-insensitive matching folds onto ASCII ones, though lower() does not.
 _CASE_FOLDING_TRAPS = re.compile("[\u017f\u0131\u0130\u212a]")
 _PUBLISHED = CreditRecord.Status.PUBLISHED.value
@@ -229,12 +232,12 @@ class _RowValidator:
             months_raw,
         ) = values
         # One pass in C for the common case: every required value present, none too long, no
-        # NUL; otherwise each field is checked to name what is wrong.
+        # forbidden character; otherwise each field is checked to name what is wrong.
         if (
             errors
             or not all(values[:_REQUIRED_COUNT])
             or not all(map(operator.le, map(len, values), self._max_lengths))
-            or "\x00" in "".join(values)
+            or _FORBIDDEN_CHARACTERS.search("".join(values))
         ):
             for name, required, limit, value in zip(
                 FIELDS, self._required, self._max_lengths, values, strict=True
@@ -244,6 +247,8 @@ class _RowValidator:
                         fail(name, "is required")
                 elif "\x00" in value:
                     fail(name, "contains a NUL character")
+                elif found := _FORBIDDEN_CHARACTERS.search(value):
+                    fail(name, f"contains the control or invalid character U+{ord(found[0]):04X}")
                 elif len(value) > limit:
                     fail(name, f"is longer than {limit} characters")
             if errors:
@@ -544,7 +549,8 @@ def _ndjson_rows(text: Iterable[str]) -> Iterator[_Row]:
         row = {str(key): "" if item is None else str(item) for key, item in value.items()}
         problems = [
             (
-                name,
+                # A key may spell a lone surrogate, which the stored report could not hold.
+                name.encode("utf-8", "backslashreplace").decode(),
                 "prohibited personal data may not be recorded"
                 if name.lower() in PROHIBITED_FIELDS
                 else "unknown field",
@@ -1067,6 +1073,8 @@ def _collector_paused() -> Iterator[None]:
     A million-row file keeps a few million small objects alive (duplicate checks, subjects,
     chunks in flight), and each full collection walks all of them: about a tenth of the import's
     Python time. Nothing the import allocates forms cycles, so there is nothing to collect.
+    The pause is process-wide: other threads of the process (a threaded web worker) collect
+    no cycles until the import ends.
     """
     enabled = gc.isenabled()
     gc.disable()

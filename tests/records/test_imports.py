@@ -243,6 +243,33 @@ def test_a_byte_order_mark_and_windows_line_endings_are_accepted(agency):
     )
 
 
+def test_control_characters_and_lone_surrogates_are_row_errors(agency):
+    lines = [
+        json.dumps(row("R-1", title="标题\ud800"), ensure_ascii=True),
+        json.dumps({**row("R-2"), "bad\udc00key": "x"}, ensure_ascii=True),
+        json.dumps(row("R-3", facts="甲\x1f乙"), ensure_ascii=True),
+        json.dumps(row("R-4"), ensure_ascii=True),
+    ]
+
+    report = run_import(agency, ("\n".join(lines) + "\n").encode(), name="push.ndjson")
+
+    assert [error.as_dict() for error in report.errors] == [
+        {
+            "line": 1,
+            "field": "title",
+            "reason": "contains the control or invalid character U+D800",
+        },
+        {"line": 2, "field": "bad\\udc00key", "reason": "unknown field"},
+        {
+            "line": 3,
+            "field": "facts",
+            "reason": "contains the control or invalid character U+001F",
+        },
+    ]
+    assert list(CreditRecord.objects.values_list("record_number", flat=True)) == ["R-4"]
+    assert ImportBatch.objects.get(pk=report.batch_id).errors[1]["field"] == "bad\\udc00key"
+
+
 def test_old_mac_line_endings_are_accepted(agency):
     content = csv_bytes([row("R-1"), row("R-2")]).replace(b"\r\n", b"\r")
 
