@@ -862,12 +862,9 @@ class _Writer:
             if postgresql
             else {"uuid": "text", "bytes": "blob", "timestamp": "text"}
         )
+        # PostgreSQL stages subjects as whole rows of the table (with their reserved ids).
         subjects = (
-            "id bigint, identifier_hash text, kind text, name text, identifier_encrypted bytea, "
-            "identifier_masked text, public_id uuid, on_serious_dishonesty_list boolean, "
-            "created_at timestamptz, updated_at timestamptz"
-            if postgresql
-            else _SUBJECT_STAGING_COLUMNS.format(**types)
+            "LIKE records_subject" if postgresql else _SUBJECT_STAGING_COLUMNS.format(**types)
         )
         schema = "pg_temp" if postgresql else "temp"
         # ON COMMIT DROP cleans up; the DROP covers two imports inside one outer transaction.
@@ -930,7 +927,7 @@ class _Writer:
             return
         cursor = self.cursor
         cursor.execute("TRUNCATE import_subject_staging")
-        _copy_in(cursor.cursor, "import_subject_staging", data)
+        _copy_in(cursor.cursor, f"import_subject_staging ({_SUBJECT_COLUMNS})", data)
         cursor.execute(
             f"INSERT INTO records_subject ({_SUBJECT_COLUMNS}) "  # noqa: S608
             f"SELECT {_SUBJECT_COLUMNS} FROM import_subject_staging ORDER BY identifier_hash "
