@@ -483,17 +483,13 @@ def case_transition(
                 )
         except IntegrityError as error:
             raise CaseConflict("Another step of this case is already awaiting approval.") from error
-        case.lock_version += 1
-        case.save(update_fields=["lock_version", "updated_at"])
-        audit_record(
+        return _record_step_without_move(
+            case,
             actor=actor,
-            action="case.approval_requested",
-            target=case,
-            case_reference=case.reference,
             role=role,
+            action="case.approval_requested",
             data={"transition": step.name, "approval": approval.pk},
         )
-        return case
     return _apply(case, definition, step, actor=actor, role=role, data=data)
 
 
@@ -528,17 +524,13 @@ def case_approval_decide(
     approval.decided_by = actor
     approval.save(update_fields=["approved", "decided_by", "updated_at"])
     if not approve:
-        case.lock_version += 1
-        case.save(update_fields=["lock_version", "updated_at"])
-        audit_record(
+        return _record_step_without_move(
+            case,
             actor=actor,
-            action="case.approval_rejected",
-            target=case,
-            case_reference=case.reference,
             role=role,
+            action="case.approval_rejected",
             data={"transition": step.name, "approval": approval.pk, "reasons_given": bool(reasons)},
         )
-        return case
     payload = approval.payload
     data = TransitionInput(
         reasons=payload.get("reasons", ""),
@@ -555,6 +547,19 @@ def case_approval_decide(
         data=data,
         approved_by=actor,
     )
+
+
+def _record_step_without_move(
+    case: Case, *, actor: User, role: str, action: str, data: dict[str, Any]
+) -> Case:
+    """Audit a step that leaves the case in its state (an approval asked for or refused); the
+    case's lock version still moves, so a concurrent decision made on the old view conflicts."""
+    case.lock_version += 1
+    case.save(update_fields=["lock_version", "updated_at"])
+    audit_record(
+        actor=actor, action=action, target=case, case_reference=case.reference, role=role, data=data
+    )
+    return case
 
 
 def _apply(
