@@ -13,14 +13,18 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from objections.models import Case, PendingApproval
-from objections.selectors import case_clocks, case_get_for_user, case_list_for_user
+from objections.selectors import (
+    case_clocks,
+    case_get_for_user,
+    case_list_for_user,
+    case_pending_approval,
+)
 from objections.services import (
     TransitionInput,
     case_approval_decide,
     case_file,
-    case_roles_for,
     case_transition,
-    definition_of,
+    case_transitions_available,
 )
 from records.selectors import record_get_for_user
 
@@ -87,29 +91,21 @@ class CaseDetailOutput(CaseSummaryOutput):
         }
 
     def get_available_transitions(self, case: Any) -> list[dict[str, Any]]:
-        if case.workflow is None:
-            return []
-        definition = definition_of(case.workflow)
-        held = case_roles_for(user=self.context["user"], case=case)
-        seen: dict[str, dict[str, Any]] = {}
-        for role in held:
-            for step in definition.available(state=case.state, role=role):
-                seen.setdefault(
-                    step.name,
-                    {
-                        "name": step.name,
-                        "to": step.target,
-                        "requires": list(step.requires),
-                        "second_person": step.second_person,
-                    },
-                )
-        return list(seen.values())
+        return [
+            {
+                "name": step.name,
+                "to": step.target,
+                "requires": list(step.requires),
+                "second_person": step.second_person,
+            }
+            for step in case_transitions_available(user=self.context["user"], case=case)
+        ]
 
     def get_clocks(self, case: Any) -> list[dict[str, Any]]:
         return list(ClockOutput(case_clocks(case=case), many=True).data)
 
     def get_pending_approval(self, case: Any) -> dict[str, Any] | None:
-        approval = PendingApproval.objects.filter(case=case, approved__isnull=True).first()
+        approval = case_pending_approval(case=case)
         if approval is None:
             return None
         return {"id": approval.pk, "transition": approval.transition}

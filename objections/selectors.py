@@ -8,7 +8,7 @@ from django.http import Http404
 
 from accounts import roles
 from accounts.models import User
-from objections.models import Case, Clock
+from objections.models import Case, Clock, PendingApproval
 from records.selectors import subject_list_for_user
 
 
@@ -45,3 +45,8 @@ def case_get_for_user(*, user: User, reference: str) -> Case:
 
 def case_clocks(*, case: Case) -> QuerySet[Clock]:
     return Clock.objects.filter(case=case).order_by("id")
+
+
+def case_pending_approval(*, case: Case) -> PendingApproval | None:
+    """The step of `case` awaiting a second person's approval, if any."""
+    return PendingApproval.objects.filter(case=case, approved__isnull=True).first()

@@ -8,6 +8,7 @@ from objections.services.cases import (
     case_roles_for,
     case_route,
     case_transition,
+    case_transitions_available,
     cases_unrouted_redrive,
 )
 from objections.services.clocks import clocks_sweep
@@ -25,6 +26,7 @@ __all__ = [
     "case_roles_for",
     "case_route",
     "case_transition",
+    "case_transitions_available",
     "cases_unrouted_redrive",
     "clocks_sweep",
     "definition_of",

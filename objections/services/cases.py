@@ -107,6 +107,18 @@ def case_roles_for(*, user: User, case: Case) -> tuple[str, ...]:
     return tuple(held)
 
 
+def case_transitions_available(*, user: User, case: Case) -> list[workflow.Transition]:
+    """The steps `user` may take on `case` now, by any role they hold on it (each step once)."""
+    if case.workflow is None:
+        return []
+    definition = definition_of(case.workflow)
+    seen: dict[str, workflow.Transition] = {}
+    for role in case_roles_for(user=user, case=case):
+        for step in definition.available(state=case.state, role=role):
+            seen.setdefault(step.name, step)
+    return list(seen.values())
+
+
 def _step_for(
     definition: workflow.Definition, *, state: str, transition: str, held: tuple[str, ...]
 ) -> tuple[workflow.Transition, str]:
