@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -15,14 +15,6 @@ from audit.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
     from accounts.models import User
-
-
-class AppendedEvent(NamedTuple):
-    """Where an event landed in the chain; load `AuditEvent` by `sequence` for the rest."""
-
-    sequence: int
-    previous_hash: str
-    hash: str
 
 
 class AuditOutsideTransaction(RuntimeError):
@@ -39,11 +31,13 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-# One round trip: the audit_append() function (migration 0003) advances the chain head (its row
-# lock orders concurrent writers and keeps the sequence gap-free, because a rollback undoes the
-# advance) and inserts the event with the hash computed from the head's previous hash. Being
-# PL/pgSQL, it keeps its plan for the session instead of planning the statement on every call.
-_APPEND_POSTGRESQL = "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# The audit_append() function (migrations 0003, 0004) advances the chain head (its row lock orders
+# concurrent writers and keeps the sequence gap-free, because a rollback undoes the advance) and
+# inserts the event with the hash computed from the head's previous hash. Being PL/pgSQL, it keeps
+# its plan for the session instead of planning the statement on every call. The call is queued
+# and travels with the transaction's next statement or its COMMIT (scs_cases.db.postgresql), so
+# an audit event costs no round trip of its own, and the head stays locked for less time.
+_APPEND_POSTGRESQL = "SELECT audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def audit_record(
@@ -56,10 +50,12 @@ def audit_record(
     case_reference: str = "",
     data: dict[str, Any] | None = None,
     role: str = "",
-) -> AppendedEvent:
+) -> None:
     """Append one event to the log, inside the caller's transaction.
 
-    `data` holds ids and changed fields; never a full identifier or a document.
+    `data` holds ids and changed fields; never a full identifier or a document. On PostgreSQL
+    the event is written by the transaction's next statement or by its COMMIT, so a failure to
+    append (a missing chain head) surfaces there and rolls the whole transaction back.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -98,29 +94,22 @@ def audit_record(
         request_id,
     )
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_APPEND_POSTGRESQL, row)
-            appended = cursor.fetchone()
-        if appended is None:
-            raise RuntimeError("the audit chain head is missing; run the audit migrations")
-        return AppendedEvent(*appended)
-    return _insert_portable(row)
+        connection.run_with_next_statement(_APPEND_POSTGRESQL, row)
+    else:
+        _insert_portable(row)
 
 
-def _insert_portable(row: tuple[Any, ...]) -> AppendedEvent:
+def _insert_portable(row: tuple[Any, ...]) -> None:
     # SQLite serialises write transactions, so reading the head and advancing it cannot interleave.
     canonical, recorded_at, actor_id, role, action, target_type, target_id, case, request = row
     head = AuditChainHead.objects.select_for_update().get(pk=1)
-    event = AppendedEvent(
-        sequence=head.sequence + 1,
-        previous_hash=head.hash,
-        hash=chain_hash(previous_hash=head.hash, sequence=head.sequence + 1, canonical=canonical),
-    )
+    sequence = head.sequence + 1
+    digest = chain_hash(previous_hash=head.hash, sequence=sequence, canonical=canonical)
     AuditChainHead.objects.filter(pk=1).update(
-        sequence=event.sequence, previous_hash=event.previous_hash, hash=event.hash
+        sequence=sequence, previous_hash=head.hash, hash=digest
     )
     AuditEvent.objects.create(
-        sequence=event.sequence,
+        sequence=sequence,
         recorded_at=recorded_at,
         actor_id=actor_id,
         actor_role=role,
@@ -130,7 +119,6 @@ def _insert_portable(row: tuple[Any, ...]) -> AppendedEvent:
         case_reference=case,
         request_id=request,
         canonical=canonical,
-        previous_hash=event.previous_hash,
-        hash=event.hash,
+        previous_hash=head.hash,
+        hash=digest,
     )
-    return event

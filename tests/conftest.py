@@ -10,7 +10,6 @@ import os
 import shutil
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
@@ -41,9 +40,7 @@ def chromium_path() -> str | None:
 
 
 def _missing_service(marker: str) -> str | None:
-    if marker == "postgres" and settings.DATABASES["default"]["ENGINE"] != (
-        "django.db.backends.postgresql"
-    ):
+    if marker == "postgres" and connection.vendor != "postgresql":
         return "needs PostgreSQL: set DATABASE_URL (run by .ci/run)"
     if marker == "redis" and not os.environ.get("REDIS_URL"):
         return "needs Redis: set REDIS_URL (run by .ci/run)"
