@@ -29,6 +29,7 @@ from audit.models import GENESIS_HASH, AuditChainHead
 from audit.services import _APPEND_POSTGRESQL, audit_record, canonical_json
 from audit.verify import _CHUNK, audit_chain_verify
 from bench import common
+from scs_cases.db.postgresql.base import MAX_QUEUED
 
 EVENTS = 1_000_000
 VIA_AUDIT_RECORD = 200_000
@@ -72,7 +73,7 @@ def _append_prepared(first: int, last: int, bar: tqdm[NoReturn]) -> float:
 
     Each event's canonical JSON is built by the project's canonical_json with the fields that
     audit_record puts in it. What is saved: Django's per-call work, planning the statement on
-    every call, and one round trip per event (the events of a transaction go in one batch).
+    every call, and the round trips of the 100-statement batches (a transaction's events go in one).
     """
     if _APPEND_POSTGRESQL.count("%s") != len(_PREPARED_TYPES):
         raise common.BenchError("audit_record's statement changed: update bench/audit_verify.py")
@@ -240,8 +241,11 @@ def run(*, all_via_audit_record: bool = False) -> common.Result:
         notes=[
             f"Events: action {ACTION!r}, data {{'record': id, 'status': 'published'}}, no actor; "
             f"{PER_TRANSACTION:,} per transaction.",
-            "The prepared-statement row runs audit_record's own SQL without Django's per-call "
-            "work, per-call planning and per-event round trip; it appends the events after the "
+            "audit_record's appends travel in front of the transaction's next statement or its "
+            "COMMIT (the project's PostgreSQL backend), at most "
+            f"{MAX_QUEUED} to a query string. The prepared-statement row runs audit_record's "
+            "own SQL without Django's per-call work and per-call planning, the whole "
+            "transaction's events in one batch; it appends the events after the "
             f"first {via_audit_record:,} because 1,000,000 audit_record calls alone would take "
             "most of the 15 minutes `make bench` may take."
             if prepared_seconds
