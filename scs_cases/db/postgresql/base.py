@@ -17,6 +17,19 @@ query as the statement that carries it, so if it fails, the transaction is abort
 raised by the carrying statement (or by the commit), and Django rolls back as for any failure.
 A string the server cannot parse runs none of its parts; if it carried the BEGIN, the BEGIN and
 the queued statements stay pending for the next statement.
+
+Where this differs from Django's own backend:
+- `commit()` of a transaction an earlier error aborted raises instead of letting the server turn
+  it into a silent rollback, because a queued statement's error may have reached code that chose
+  to ignore the error of its own statement;
+- inside a transaction, `QuerySet.iterator()` fetches its rows on the client: psycopg2 declares a
+  server-side cursor of an autocommit connection WITH HOLD (refused with FOR UPDATE, copied out
+  at COMMIT) and refuses one without;
+- psycopg2's large objects are refused (psycopg2 checks its own autocommit flag); nothing here
+  uses them.
+
+`tests/test_postgresql_backend.py` shows what goes to the server; `..._semantics.py` holds the
+backend to Django's transaction semantics, beside the stock backend where they should agree.
 """
 
 from __future__ import annotations
@@ -41,7 +54,8 @@ class CarryingConnection(extensions.connection):
         self.cursor_factory = CarryingCursor
         self.begin_pending = b""  # the BEGIN the next statement must carry, if any
         self.queued: list[bytes] = []  # statements, already quoted, for the next one to carry
-        self._quoting = extensions.cursor(self)
+        # While Django's autocommit is off: the BEGIN of every transaction, as psycopg2 would.
+        self.begin_statement = b""
 
     @property
     def in_transaction(self) -> bool:
@@ -51,16 +65,31 @@ class CarryingConnection(extensions.connection):
     def begin(self, statement: bytes = b"BEGIN") -> None:
         if self.in_transaction:
             raise psycopg2.ProgrammingError("a transaction is already open on this connection")
-        self.begin_pending = statement
+        self.begin_statement = self.begin_pending = statement
+
+    def end_transactions(self) -> None:
+        """Django's autocommit is back on: no transaction is to begin any more."""
+        self.begin_statement = self.begin_pending = b""
+        self.queued = []
+
+    def _next_transaction(self) -> None:
+        self.begin_pending, self.queued = self.begin_statement, []
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise psycopg2.InterfaceError("connection already closed")
 
     def queue(self, sql: str, params: Sequence[Any]) -> None:
         if not self.in_transaction:
             raise psycopg2.ProgrammingError("statements are queued only inside a transaction")
-        self.queued.append(self._quoting.mogrify(sql, params))
+        with extensions.cursor(self) as quoting:  # no cursor kept: no reference cycle
+            self.queued.append(quoting.mogrify(sql, params))
         if len(self.queued) >= MAX_QUEUED:
             self.flush()
 
-    def carry(self, send: Callable[[bytes], None], statement: bytes = b"") -> None:
+    def carry(
+        self, send: Callable[[bytes], None], statement: bytes = b"", *, restore: bool = True
+    ) -> None:
         """Send what is pending in front of `statement` (each part ended by a semicolon)."""
         begin, queued = self.begin_pending, self.queued
         self.begin_pending, self.queued = b"", []
@@ -68,7 +97,11 @@ class CarryingConnection(extensions.connection):
         try:
             send(b"".join(part + b";" for part in parts) + statement)
         except psycopg2.Error:
-            if begin and self.get_transaction_status() == extensions.TRANSACTION_STATUS_IDLE:
+            if (
+                restore
+                and begin
+                and self.get_transaction_status() == extensions.TRANSACTION_STATUS_IDLE
+            ):
                 # The server refused the whole string before running any of it (a syntax
                 # error): no transaction began, so the next statement must carry it all again.
                 self.begin_pending, self.queued = begin, queued
@@ -83,21 +116,33 @@ class CarryingConnection(extensions.connection):
         self.queued = []
 
     def commit(self) -> None:
-        if self.begin_pending and not self.queued:
-            self.begin_pending = b""  # nothing ran: there is no transaction on the server
-            return
-        if self.queued or self.get_transaction_status() in _IN_TRANSACTION:
-            self.carry(self._send, b"COMMIT")
+        self._check_open()
+        try:
+            if self.begin_pending and not self.queued:
+                return  # nothing ran: there is no transaction on the server
+            if self.get_transaction_status() == extensions.TRANSACTION_STATUS_INERROR:
+                # The server would answer COMMIT with ROLLBACK, and no error.
+                raise psycopg2.errors.InFailedSqlTransaction(
+                    "the transaction was aborted by an earlier error and cannot commit"
+                )
+            if self.queued or self.get_transaction_status() in _IN_TRANSACTION:
+                # A failed COMMIT ends the transaction: what it carried must not be restored.
+                self.carry(self._send, b"COMMIT", restore=False)
+        finally:
+            self._next_transaction()
 
     def rollback(self) -> None:
+        self._check_open()
         self.begin_pending = b""
         self.queued = []
-        if self.get_transaction_status() in _IN_TRANSACTION:
-            self._send(b"ROLLBACK")
+        try:
+            if self.get_transaction_status() in _IN_TRANSACTION:
+                self._send(b"ROLLBACK")
+        finally:
+            self._next_transaction()
 
     def close(self) -> None:
-        self.begin_pending = b""
-        self.queued = []
+        self.end_transactions()
         super().close()
 
     def _send(self, query: bytes) -> None:
@@ -167,11 +212,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with self.wrap_database_errors:
             if not autocommit:
                 driver.begin(self._begin_statement())
-            elif driver.get_transaction_status() in _IN_TRANSACTION:
-                # What psycopg2 itself says when autocommit is switched on inside a transaction.
+            elif driver.queued or driver.get_transaction_status() in _IN_TRANSACTION:
+                # What psycopg2 says when autocommit is switched on inside a transaction; queued
+                # statements count as work of the transaction, as if they had run.
                 raise psycopg2.ProgrammingError("set_session cannot be used inside a transaction")
             else:
-                driver.rollback()  # a BEGIN that no statement carried: nothing to end
+                driver.end_transactions()  # a BEGIN that no statement carried: nothing to end
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        if name and not self.get_autocommit():
+            # psycopg2 declares a named cursor of an autocommit connection WITH HOLD, which
+            # PostgreSQL refuses for FOR UPDATE and materialises at COMMIT; psycopg2 refuses
+            # WITHOUT HOLD in autocommit. Inside a transaction, fetch on the client instead.
+            name = None
+        return super().create_cursor(name)
 
     def _begin_statement(self) -> bytes:
         if "isolation_level" not in self.settings_dict["OPTIONS"]:
