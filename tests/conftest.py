@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import psycopg2
 import pytest
 from django.db import connection
 
+from audit.models import AuditChainHead
+from scs_cases.db.postgresql import base
 from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
 
 # Transactional tests (live server, worker) flush the tables of these apps between tests. The audit
@@ -100,3 +105,52 @@ def agency():
         applies_to_persons=False,
     )
     return AgencyFactory(code="shanghai-market", jurisdiction=JurisdictionFactory())
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """PostgreSQL: the query strings our backend sends from here on, one per round trip."""
+    queries: list[str] = []
+    execute = base.CarryingCursor.execute
+    copy_expert = base.CarryingCursor.copy_expert
+
+    def recording_execute(self, query, vars=None):
+        try:
+            execute(self, query, vars)
+        except psycopg2.Error:  # the server's answer: the query went out
+            if self.query is not None:
+                queries.append(self.query.decode())
+            raise
+        queries.append(self.query.decode())
+
+    def recording_copy_expert(self, sql, file, size=8192):
+        copy_expert(self, sql, file, size)
+        queries.append(f"{sql} <- file")
+
+    monkeypatch.setattr(base.CarryingCursor, "execute", recording_execute)
+    monkeypatch.setattr(base.CarryingCursor, "copy_expert", recording_copy_expert)
+    connection.ensure_connection()
+    return queries
+
+
+@contextmanager
+def other_connection() -> Iterator[psycopg2.extensions.cursor]:
+    """PostgreSQL: a cursor on a second, plain psycopg2 connection in autocommit mode."""
+    settings = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+    )
+    other.autocommit = True
+    try:
+        with other.cursor() as cursor:
+            yield cursor
+    finally:
+        other.close()
+
+
+def head_sequence() -> int:
+    """The sequence number of the last audit event."""
+    return AuditChainHead.objects.get(pk=1).sequence

@@ -7,8 +7,6 @@ the server, in how many round trips, and what the server did with it.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -16,45 +14,16 @@ from django.db import DatabaseError, connection, transaction
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.db.utils import ProgrammingError
 
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.verify import audit_chain_verify
 from records.models import CreditRecord
 from scs_cases.db.postgresql import base
-from tests.conftest import FLUSHABLE_APPS
+from tests.conftest import FLUSHABLE_APPS, head_sequence, other_connection
 from tests.factories import CreditRecordFactory
 
 pytestmark = pytest.mark.postgres
 transactional = pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE_APPS)
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The query strings sent to the server from here on, one per round trip."""
-    queries: list[str] = []
-    execute = base.CarryingCursor.execute
-    copy_expert = base.CarryingCursor.copy_expert
-
-    def recording_execute(self, query, vars=None):
-        try:
-            execute(self, query, vars)
-        except psycopg2.Error:  # the server's answer: the query went out
-            queries.append(self.query.decode())
-            raise
-        queries.append(self.query.decode())
-
-    def recording_copy_expert(self, sql, file, size=8192):
-        copy_expert(self, sql, file, size)
-        queries.append(f"{sql} <- file")
-
-    monkeypatch.setattr(base.CarryingCursor, "execute", recording_execute)
-    monkeypatch.setattr(base.CarryingCursor, "copy_expert", recording_copy_expert)
-    connection.ensure_connection()
-    return queries
-
-
-def head_sequence() -> int:
-    return AuditChainHead.objects.get(pk=1).sequence
 
 
 def mark_once(record: CreditRecord) -> None:
@@ -73,24 +42,6 @@ def mark(record: CreditRecord, *, audited: bool) -> None:
         locked.save(update_fields=["under_objection", "updated_at"])
         if audited:
             audit_record(actor=None, action="record.marked", target=locked, data={})
-
-
-@contextmanager
-def other_connection() -> Iterator[psycopg2.extensions.cursor]:
-    """A cursor on a second, plain psycopg2 connection in autocommit mode."""
-    settings = connection.settings_dict
-    other = psycopg2.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-    )
-    other.autocommit = True
-    try:
-        with other.cursor() as cursor:
-            yield cursor
-    finally:
-        other.close()
 
 
 @transactional

@@ -26,12 +26,12 @@ from django.db.utils import (
 from psycopg2 import extensions, extras
 from psycopg2 import sql as pgsql
 
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.verify import audit_chain_verify
 from records.models import CreditRecord
 from scs_cases.db.postgresql import base
-from tests.conftest import FLUSHABLE_APPS
+from tests.conftest import FLUSHABLE_APPS, head_sequence, other_connection
 from tests.factories import CreditRecordFactory
 
 pytestmark = pytest.mark.postgres
@@ -40,26 +40,6 @@ transactional = pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The query strings sent by CarryingCursor.execute from here on, one per round trip."""
-    queries: list[str] = []
-    execute = base.CarryingCursor.execute
-
-    def recording_execute(self, query, vars=None):
-        try:
-            execute(self, query, vars)
-        except psycopg2.Error:
-            if self.query is not None:
-                queries.append(self.query.decode())
-            raise
-        queries.append(self.query.decode())
-
-    monkeypatch.setattr(base.CarryingCursor, "execute", recording_execute)
-    connection.ensure_connection()
-    return queries
 
 
 @pytest.fixture
@@ -87,10 +67,6 @@ def count(table: str) -> int:
         return cursor.fetchone()[0]
 
 
-def head_sequence() -> int:
-    return AuditChainHead.objects.get(pk=1).sequence
-
-
 def driver() -> base.CarryingConnection:
     return connection.connection
 
@@ -101,24 +77,6 @@ def nothing_pending() -> bool:
 
 def server_status() -> int:
     return driver().get_transaction_status()
-
-
-@contextmanager
-def other_connection() -> Iterator[extensions.cursor]:
-    """A cursor on a second, plain psycopg2 connection in autocommit mode."""
-    settings = connection.settings_dict
-    other = psycopg2.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-    )
-    other.autocommit = True
-    try:
-        with other.cursor() as cursor:
-            yield cursor
-    finally:
-        other.close()
 
 
 def settings_copy(**options) -> dict:

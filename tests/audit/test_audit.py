@@ -13,17 +13,13 @@ from audit.context import request_id_var
 from audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from audit.services import AuditOutsideTransaction, audit_record, chain_hash
 from audit.verify import audit_chain_verify
-from tests.conftest import FLUSHABLE_APPS
+from tests.conftest import FLUSHABLE_APPS, head_sequence
 from tests.factories import UserFactory
-
-
-def last_sequence() -> int:
-    return AuditChainHead.objects.get(pk=1).sequence
 
 
 def record_events(count: int, actor=None) -> list[AuditEvent]:
     """Append `count` events and load them back as stored."""
-    start = last_sequence()
+    start = head_sequence()
     for index in range(count):
         audit_record(
             actor=actor,
@@ -52,7 +48,7 @@ def without_append_only_triggers() -> None:
 
 @pytest.mark.django_db
 def test_events_form_a_gap_free_hash_chain():
-    start = last_sequence()
+    start = head_sequence()
     previous = AuditChainHead.objects.get(pk=1).hash
     actor = UserFactory(role="caseworker")
 
@@ -74,7 +70,7 @@ def test_events_form_a_gap_free_hash_chain():
 
 @pytest.mark.django_db
 def test_event_stores_the_exact_canonical_text_it_hashed():
-    start = last_sequence()
+    start = head_sequence()
     token = request_id_var.set("req-42")
     try:
         audit_record(
@@ -113,7 +109,7 @@ def test_event_stores_the_exact_canonical_text_it_hashed():
 
 @pytest.mark.django_db
 def test_rolled_back_change_leaves_no_event_and_no_gap():
-    start = last_sequence()
+    start = head_sequence()
 
     def change_that_fails() -> None:
         with transaction.atomic():
@@ -132,12 +128,12 @@ def test_rolled_back_change_leaves_no_event_and_no_gap():
 
 @pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE_APPS)
 def test_audit_record_refuses_to_run_outside_a_transaction():
-    start = last_sequence()
+    start = head_sequence()
 
     with pytest.raises(AuditOutsideTransaction, match="must run inside the transaction"):
         audit_record(actor=None, action="record.marked", data={})
 
-    assert last_sequence() == start
+    assert head_sequence() == start
     assert not AuditEvent.objects.filter(sequence__gt=start).exists()
 
 
