@@ -14,7 +14,13 @@ from objections.models import (
     Escalation,
     WorkflowDefinition,
 )
-from objections.services.calendars import working_calendar_reset
+from objections.services.calendars import (
+    calendar_override_delete,
+    calendar_override_set,
+    calendar_year_complete,
+    calendar_year_missing,
+    calendar_year_reopen,
+)
 from objections.services.definitions import workflow_definition_publish
 
 
@@ -66,32 +72,93 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         return False
 
 
-class CalendarAdminMixin:
-    """Other processes pick a change up within a minute; this one at once."""
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)  # type: ignore[misc]
-        working_calendar_reset()
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        super().delete_model(request, obj)  # type: ignore[misc]
-        working_calendar_reset()
-
-
 @admin.register(CalendarOverride)
-class CalendarOverrideAdmin(CalendarAdminMixin, admin.ModelAdmin):
+class CalendarOverrideAdmin(admin.ModelAdmin):
+    """Each save or removal goes through the calendar service, which audits it (who, which day,
+    before, after, the notice). Other processes pick a change up within a minute; this one at
+    once."""
+
     list_display = ("day", "working", "source")
     date_hierarchy = "day"
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A different day is a different override: remove this one and add that one.
+        return ["day"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        row = calendar_override_set(
+            actor=cast(User, request.user), day=obj.day, working=obj.working, source=obj.source
+        )
+        obj.pk = row.pk
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        calendar_override_delete(actor=cast(User, request.user), day=obj.day)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for day in queryset.values_list("day", flat=True):
+            calendar_override_delete(actor=cast(User, request.user), day=day)
+
+
+class CalendarYearForm(forms.ModelForm):
+    class Meta:
+        model = CalendarYear
+        fields = ["year", "source"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        year = cleaned.get("year") or self.instance.year
+        if year is not None:
+            missing = calendar_year_missing(year=year)
+            if missing:
+                raise forms.ValidationError(
+                    [
+                        f"{year} cannot be marked complete until its overrides cover the State "
+                        "Council notice. Missing:",
+                        *missing,
+                    ]
+                )
+        return cleaned
+
 
 @admin.register(CalendarYear)
-class CalendarYearAdmin(CalendarAdminMixin, admin.ModelAdmin):
+class CalendarYearAdmin(admin.ModelAdmin):
+    """Marking a year complete requires every statutory holiday entered as a day off; completing
+    it recomputes the provisional deadlines that counted in it. Audited like every calendar
+    change."""
+
+    form = CalendarYearForm
     list_display = ("year", "source")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["year"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        row = calendar_year_complete(
+            actor=cast(User, request.user), year=obj.year, source=obj.source
+        )
+        obj.pk = row.pk
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        calendar_year_reopen(actor=cast(User, request.user), year=obj.year)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for year in queryset.values_list("year", flat=True):
+            calendar_year_reopen(actor=cast(User, request.user), year=year)
 
 
 class ClockInline(admin.TabularInline):
     model = Clock
-    fields = ("timer", "state", "unit", "amount", "extended_by", "due_on", "status", "trace")
+    fields = (
+        "timer",
+        "state",
+        "unit",
+        "amount",
+        "extended_by",
+        "due_on",
+        "provisional",
+        "status",
+        "trace",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

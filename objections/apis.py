@@ -44,6 +44,12 @@ class ClockOutput(serializers.Serializer):
     started_on = serializers.DateField()
     due_on = serializers.DateField()
     status = serializers.CharField()
+    provisional = serializers.BooleanField(
+        help_text="The deadline reaches a year whose State Council schedule is not known yet: "
+        "it was counted Monday to Friday less the computed statutory holidays, and is "
+        "recomputed when the year is completed."
+    )
+    provisional_years = serializers.ListField(child=serializers.IntegerField())
     trace = serializers.CharField()
     legal_source = serializers.CharField(source="source_citation")
     source_verified = serializers.BooleanField()

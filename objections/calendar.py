@@ -6,6 +6,12 @@ comes from the `chinesecalendar` package, and administrator overrides (one per d
 notice) win over it, because each year's notice is published in the autumn, often before the
 package is updated.
 
+A year that neither the package nor a complete set of overrides defines is not a reason to stop a
+case: its days are counted *provisionally*, Monday to Friday less the statutory holidays that the
+`holidays` package computes for that year (make-up workdays cannot be known before the notice).
+A deadline that touched such a day says so (`Deadline.provisional_years` and a line of its trace),
+and the clock service recomputes it once the year's schedule is complete.
+
 Counting follows the Civil Code: the first day is not counted (Art 201), and a calendar-day period
 whose last day is a statutory rest day ends on the next working day instead (Art 203).
 
@@ -17,17 +23,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import chinese_calendar
+import holidays
 
 __all__ = [
     "CALENDAR_DAYS",
     "WORKING_DAYS",
     "DayOverride",
     "Deadline",
-    "UnknownSchedule",
     "WorkingCalendar",
     "add",
+    "package_covers",
+    "statutory_holidays",
+    "statutory_holidays_core",
 ]
 
 WORKING_DAYS = "working"
@@ -35,22 +45,6 @@ CALENDAR_DAYS = "calendar"
 
 _ONE_DAY = timedelta(days=1)
 _WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-class UnknownSchedule(Exception):
-    """Neither the package nor the administrator overrides define the working days of a year."""
-
-    def __init__(self, year: int) -> None:
-        # args stay (year,) so the exception pickles and re-raises with the same message.
-        super().__init__(year)
-        self.year = year
-
-    def __str__(self) -> str:
-        return (
-            f"The working-day schedule for {self.year} is not known: an administrator must "
-            f"enter that year's State Council holiday schedule (holidays and make-up workdays) "
-            f"as calendar overrides and mark {self.year} as complete."
-        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +70,12 @@ class Deadline:
     amount: int
     start: date
     trace: tuple[str, ...]
+    # Years whose days were counted without a known schedule (empty: the deadline is definite).
+    provisional_years: tuple[int, ...] = ()
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.provisional_years)
 
     def trace_text(self) -> str:
         return "\n".join(self.trace)
@@ -91,6 +91,8 @@ class _Day:
     holiday: str | None
     # The notice cited by an administrator override, when one decided the day.
     source: str | None
+    # No schedule is known for the day's year: Monday to Friday less computed statutory holidays.
+    provisional: bool = False
 
 
 class WorkingCalendar:
@@ -98,7 +100,8 @@ class WorkingCalendar:
 
     `overrides` win over the package. A year in `complete_years` is fully defined by the package
     and the overrides even when the package has no data for it: its days without an override follow
-    Monday-to-Friday rules. Any other year the package does not cover raises `UnknownSchedule`.
+    Monday-to-Friday rules. In any other year the package does not cover, a day without an override
+    is provisional: Monday to Friday less the statutory holidays computed for that year.
 
     Build one instance per set of overrides and reuse it: it caches what it has looked up.
     """
@@ -117,9 +120,18 @@ class WorkingCalendar:
         self._days: dict[date, _Day] = {}
 
     def is_working_day(self, day: date) -> bool:
-        """Whether `day` is a working day; raises `UnknownSchedule` if its year is not known."""
+        """Whether `day` is a working day (provisionally so when its year is not known)."""
         _require_date(day, "day")
         return self._day(day).working
+
+    def is_year_known(self, year: int) -> bool:
+        """Whether the package or an administrator's complete schedule defines `year`."""
+        return year in self._complete_years or package_covers(year)
+
+    def is_provisional(self, day: date) -> bool:
+        """Whether the answer for `day` is provisional (no known schedule decides it)."""
+        _require_date(day, "day")
+        return self._day(day).provisional
 
     def add_working_days(self, start: date, amount: int) -> Deadline:
         """The `amount`-th working day after `start` (the start day is not counted)."""
@@ -129,9 +141,13 @@ class WorkingCalendar:
         day = start
         counted = 0
         skipped: list[date] = []
+        provisional: set[int] = set()
         while counted < amount:
             day += _ONE_DAY
-            if not self._day(day).working:
+            known = self._day(day)
+            if known.provisional:
+                provisional.add(day.year)
+            if not known.working:
                 skipped.append(day)
                 continue
             if skipped:
@@ -140,7 +156,9 @@ class WorkingCalendar:
             counted += 1
             trace.append(f"{counted}: {self._working_day_text(day)}")
         trace.append(f"due: {day.isoformat()}")
-        return Deadline(due=day, unit=WORKING_DAYS, amount=amount, start=start, trace=tuple(trace))
+        return _deadline(
+            due=day, unit=WORKING_DAYS, amount=amount, start=start, trace=trace, years=provisional
+        )
 
     def add_calendar_days(self, start: date, amount: int) -> Deadline:
         """`amount` calendar days after `start`, moved to the next working day if that is a day off.
@@ -152,6 +170,7 @@ class WorkingCalendar:
         _require_positive(amount)
         last = start + timedelta(days=amount)
         trace = [_start_line(start)]
+        provisional = {last.year} if self._day(last).provisional else set()
         if self._day(last).working:
             trace.append(f"day {amount}: {self._working_day_text(last)}, a working day")
             due = last
@@ -160,14 +179,20 @@ class WorkingCalendar:
             skipped = [last]
             due = last + _ONE_DAY
             while not self._day(due).working:
+                if self._day(due).provisional:
+                    provisional.add(due.year)
                 skipped.append(due)
                 due += _ONE_DAY
+            if self._day(due).provisional:
+                provisional.add(due.year)
             trace.append(self._skipped_line(skipped))
             trace.append(
                 f"moved to the next working day (Civil Code Art 203): {self._working_day_text(due)}"
             )
         trace.append(f"due: {due.isoformat()}")
-        return Deadline(due=due, unit=CALENDAR_DAYS, amount=amount, start=start, trace=tuple(trace))
+        return _deadline(
+            due=due, unit=CALENDAR_DAYS, amount=amount, start=start, trace=trace, years=provisional
+        )
 
     def working_days_between(self, start: date, end: date) -> int:
         """The number of working days in (start, end]; 0 when `end` is not after `start`."""
@@ -180,6 +205,18 @@ class WorkingCalendar:
                 count += 1
             day += _ONE_DAY
         return count
+
+    def provisional_years_between(self, start: date, end: date) -> tuple[int, ...]:
+        """The years of the provisional days in (start, end], in order."""
+        _require_date(start, "start")
+        _require_date(end, "end")
+        years: set[int] = set()
+        day = start + _ONE_DAY
+        while day <= end:
+            if self._day(day).provisional:
+                years.add(day.year)
+            day += _ONE_DAY
+        return tuple(sorted(years))
 
     def _day(self, day: date) -> _Day:
         known = self._days.get(day)
@@ -198,7 +235,13 @@ class WorkingCalendar:
             # The package has no data for this year.
             if day.year in self._complete_years:
                 return _Day(working=day.weekday() < 5, holiday=None, source=None)
-            raise UnknownSchedule(day.year) from None
+            holiday = statutory_holidays(day.year).get(day)
+            return _Day(
+                working=day.weekday() < 5 and holiday is None,
+                holiday=holiday,
+                source=None,
+                provisional=True,
+            )
         day_off, name = detail
         return _Day(
             working=not day_off, holiday=name if isinstance(name, str) else None, source=None
@@ -239,6 +282,58 @@ class WorkingCalendar:
         if len(days) == 1:
             return f"skipped {_day_text(days[0])}: {text}"
         return f"skipped {days[0].isoformat()}..{days[-1].isoformat()}: {text}"
+
+
+def package_covers(year: int) -> bool:
+    """Whether the `chinesecalendar` package holds the State Council schedule of `year`."""
+    try:
+        chinese_calendar.get_holiday_detail(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=32)
+def _package_holidays(year: int) -> tuple[tuple[date, str], ...]:
+    return tuple(sorted(holidays.country_holidays("CN", years=year).items()))
+
+
+@lru_cache(maxsize=32)
+def statutory_holidays(year: int) -> dict[date, str]:
+    """The days off of `year` as the `holidays` package computes them (lunar dates included, with
+    the weekdays it adds when a holiday falls on a weekend), without make-up workdays, which only
+    the year's State Council notice fixes."""
+    return {day: name.removesuffix(" (observed)") for day, name in _package_holidays(year)}
+
+
+def statutory_holidays_core(year: int) -> dict[date, str]:
+    """The statutory holidays themselves (National Holidays Regulations Art 2), without the days
+    the package adds in lieu: every State Council notice lists each of them as a day off."""
+    return {
+        day: name
+        for day, name in _package_holidays(year)
+        if not name.endswith("(observed)") and not name.startswith("Day off")
+    }
+
+
+def _deadline(
+    *, due: date, unit: str, amount: int, start: date, trace: list[str], years: set[int]
+) -> Deadline:
+    if years:
+        listed = ", ".join(str(year) for year in sorted(years))
+        trace.append(
+            f"provisional: no State Council schedule is known for {listed}; its days were counted "
+            "Monday to Friday less the computed statutory holidays, without make-up workdays; "
+            "recomputed when an administrator completes the year"
+        )
+    return Deadline(
+        due=due,
+        unit=unit,
+        amount=amount,
+        start=start,
+        trace=tuple(trace),
+        provisional_years=tuple(sorted(years)),
+    )
 
 
 def add(calendar: WorkingCalendar, *, start: date, amount: int, unit: str) -> Deadline:

@@ -27,10 +27,3 @@ class MissingFields(DomainError):
 
 class ExtensionRefused(DomainError):
     code = "extension_refused"
-
-
-class ScheduleUnknown(DomainError):
-    """A deadline falls in a year whose working-day schedule nobody has entered yet."""
-
-    http_status = 503
-    code = "schedule_unknown"

@@ -60,7 +60,9 @@ class CalendarYear(BaseModel):
     """A year whose schedule an administrator has entered completely as overrides."""
 
     year = models.PositiveSmallIntegerField(unique=True)
-    source = models.CharField(max_length=200)
+    source = models.CharField(
+        max_length=200, help_text=_("The State Council notice the year's overrides come from.")
+    )
 
     class Meta:
         ordering = ["year"]
@@ -210,6 +212,10 @@ class Clock(BaseModel):
     on_expiry = models.CharField(max_length=10)
     source_citation = models.CharField(max_length=300)
     source_verified = models.BooleanField()
+    # Years the deadline was counted in without a known State Council schedule (Monday to Friday
+    # less computed statutory holidays); empty once every year it touches is known.
+    provisional_years = models.JSONField(default=list, blank=True)
+    provisional = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     reminded_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -217,7 +223,12 @@ class Clock(BaseModel):
 
     class Meta:
         ordering = ["case_id", "id"]
-        indexes = [models.Index(fields=["status", "due_on"], name="clock_status_due")]
+        indexes = [
+            models.Index(fields=["status", "due_on"], name="clock_status_due"),
+            models.Index(
+                fields=["provisional"], condition=Q(provisional=True), name="clock_provisional"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.timer} due {self.due_on}"

@@ -30,3 +30,19 @@ def case_notify_task(case_id: int, event: str) -> int:
     from objections.services.notifications import case_notify
 
     return case_notify(case_id=case_id, event=event)
+
+
+@shared_task
+def clocks_provisional_recompute_task() -> int:
+    from objections.services.clocks import clocks_provisional_recompute
+
+    return clocks_provisional_recompute()
+
+
+@shared_task
+def calendar_reminder_task() -> int:
+    from django.utils import timezone
+
+    from objections.services.calendars import calendar_reminder_send
+
+    return calendar_reminder_send(today=timezone.localdate())

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -244,6 +245,11 @@ CELERY_BEAT_SCHEDULE = {
     "objections-unrouted-redrive": {
         "task": "objections.tasks.cases_unrouted_redrive_task",
         "schedule": float(os.environ.get("SCS_REDRIVE_SECONDS", "30")),
+    },
+    # Mondays at 09:00: tells administrators when next year's working-day schedule is missing.
+    "objections-calendar-reminder": {
+        "task": "objections.tasks.calendar_reminder_task",
+        "schedule": crontab(minute="0", hour="9", day_of_week="mon"),
     },
 }
 

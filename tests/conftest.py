@@ -13,10 +13,12 @@ from contextlib import contextmanager
 
 import psycopg2
 import pytest
+import time_machine
 from django.db import connection
 
 from audit.models import AuditChainHead
 from scs_cases.db.postgresql import base
+from tests import clock
 from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
 
 # Transactional tests (live server, worker) flush the tables of these apps between tests. The audit
@@ -55,6 +57,26 @@ def _missing_service(marker: str) -> str | None:
         if chromium_path() is None:
             return "browser test: Chromium not found (apt-get install chromium)"
     return None
+
+
+_travel: time_machine.travel | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The whole session, database set-up included, lives at the test date: no test reads the
+    # wall clock. A test that needs another moment travels again inside this one.
+    global _travel
+    _travel = clock.travel()
+    _travel.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _travel is not None:
+        _travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"frozen clock: {clock.test_start().isoformat()} (SCS_TEST_DATE), ticking"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,14 +12,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from objections import workflow
-from objections.calendar import (
-    CALENDAR_DAYS,
-    Deadline,
-    UnknownSchedule,
-    WorkingCalendar,
-    add,
-)
-from objections.exceptions import ExtensionRefused, ScheduleUnknown
+from objections.calendar import CALENDAR_DAYS, WORKING_DAYS, WorkingCalendar, add
+from objections.exceptions import ExtensionRefused
 from objections.models import Case, Clock, ClockPause, Escalation
 from objections.services.calendars import working_calendar
 
@@ -29,12 +23,11 @@ if TYPE_CHECKING:
 OPEN_STATUSES = (Clock.Status.RUNNING, Clock.Status.PAUSED)
 
 
-def _deadline(calendar: WorkingCalendar, *, start: date, amount: int, unit: str) -> Deadline:
-    """A deadline, or a clear error (not a crash) when its year's schedule is unknown."""
-    try:
-        return add(calendar, start=start, amount=amount, unit=unit)
-    except UnknownSchedule as error:
-        raise ScheduleUnknown(str(error), year=error.year) from error
+def _merge_years(*groups: object) -> list[int]:
+    years: set[int] = set()
+    for group in groups:
+        years.update(int(year) for year in group)  # type: ignore[attr-defined]
+    return sorted(years)
 
 
 def _remind_on(started_on: date, due_on: date, share: float) -> date:
@@ -53,7 +46,7 @@ def clocks_start(*, case: Case, definition: workflow.Definition, state: str, tod
         if timer.name in open_timers:
             continue
         start = filed_on if timer.starts_on == "filed" else today
-        deadline = _deadline(calendar, start=start, amount=timer.amount, unit=timer.unit)
+        deadline = add(calendar, start=start, amount=timer.amount, unit=timer.unit)
         Clock.objects.create(
             case=case,
             timer=timer.name,
@@ -68,6 +61,8 @@ def clocks_start(*, case: Case, definition: workflow.Definition, state: str, tod
             on_expiry=timer.on_expiry,
             source_citation=timer.source.citation[:300],
             source_verified=timer.source.verified,
+            provisional_years=list(deadline.provisional_years),
+            provisional=deadline.provisional,
         )
 
 
@@ -114,25 +109,45 @@ def clocks_resume(*, case: Case, today: date) -> list[int]:
         if pause is not None:
             pause.ended_at = timezone.now()
             pause.save(update_fields=["ended_at"])
-            if clock.unit == CALENDAR_DAYS:
-                paused_for = (today - pause.started_on).days
-            else:
-                try:
-                    paused_for = calendar.working_days_between(pause.started_on, today)
-                except UnknownSchedule as error:
-                    raise ScheduleUnknown(str(error), year=error.year) from error
+            paused_for = _paused_for(calendar, clock, pause.started_on, today)
+            if clock.unit == WORKING_DAYS:
+                clock.provisional_years = _merge_years(
+                    clock.provisional_years,
+                    calendar.provisional_years_between(pause.started_on, today),
+                )
             if paused_for > 0:
-                moved = _deadline(calendar, start=clock.due_on, amount=paused_for, unit=clock.unit)
+                moved = add(calendar, start=clock.due_on, amount=paused_for, unit=clock.unit)
                 clock.due_on = moved.due
+                clock.provisional_years = _merge_years(
+                    clock.provisional_years, moved.provisional_years
+                )
                 clock.trace += (
                     f"\npaused {pause.started_on.isoformat()}..{today.isoformat()} "
                     f"({paused_for} {clock.unit} days): {pause.reason}\n{moved.trace_text()}"
                 )
                 clock.remind_on = _remind_on(clock.started_on, clock.due_on, 0.8)
+            clock.provisional = bool(clock.provisional_years)
         clock.status = Clock.Status.RUNNING
-        clock.save(update_fields=["status", "due_on", "trace", "remind_on", "updated_at"])
+        clock.save(
+            update_fields=[
+                "status",
+                "due_on",
+                "trace",
+                "remind_on",
+                "provisional_years",
+                "provisional",
+                "updated_at",
+            ]
+        )
         resumed.append(clock.pk)
     return resumed
+
+
+def _paused_for(calendar: WorkingCalendar, clock: Clock, started_on: date, ended_on: date) -> int:
+    """How long a pause lasted, in the clock's own unit."""
+    if clock.unit == CALENDAR_DAYS:
+        return max((ended_on - started_on).days, 0)
+    return calendar.working_days_between(started_on, ended_on)
 
 
 def clocks_extension_check(*, case: Case, days: int) -> list[Clock]:
@@ -161,11 +176,22 @@ def clocks_extend(*, case: Case, days: int, reason: str, today: date) -> list[in
     calendar = working_calendar()
     extended = []
     for clock in clocks_extension_check(case=case, days=days):
-        moved = _deadline(calendar, start=clock.due_on, amount=days, unit=clock.unit)
+        moved = add(calendar, start=clock.due_on, amount=days, unit=clock.unit)
         clock.extended_by += days
         clock.due_on = moved.due
+        clock.provisional_years = _merge_years(clock.provisional_years, moved.provisional_years)
+        clock.provisional = bool(clock.provisional_years)
         clock.trace += f"\nextended by {days} {clock.unit} days: {reason}\n{moved.trace_text()}"
-        clock.save(update_fields=["extended_by", "due_on", "trace", "updated_at"])
+        clock.save(
+            update_fields=[
+                "extended_by",
+                "due_on",
+                "trace",
+                "provisional_years",
+                "provisional",
+                "updated_at",
+            ]
+        )
         extended.append(clock.pk)
     return extended
 
@@ -221,6 +247,8 @@ def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
     Idempotent (each clock is reminded and escalated at most once). Returns (reminded, escalated).
     """
     today = today or timezone.localdate()
+    # A schedule that became known since (the package updated, a lost recompute message) first.
+    clocks_provisional_recompute()
     # Only timers that say so escalate; a remind-only timer (a design choice or an unverified
     # number) is reminded once, even when its day has passed.
     escalated = _sweep(
@@ -236,3 +264,103 @@ def clocks_sweep(*, today: date | None = None) -> tuple[int, int]:
         event="reminder",
     )
     return reminded, escalated
+
+
+def _recomputed(calendar: WorkingCalendar, clock: Clock) -> tuple[date, list[int], str]:
+    """A clock's deadline counted again from its start: the period with its extensions, then
+    each finished pause in order. Working days add up exactly; a calendar-day period is counted
+    in one piece, so a move to the next working day in between is not repeated."""
+    deadline = add(
+        calendar, start=clock.started_on, amount=clock.amount + clock.extended_by, unit=clock.unit
+    )
+    due = deadline.due
+    years = list(deadline.provisional_years)
+    lines = [deadline.trace_text()]
+    for pause in clock.pauses.filter(ended_at__isnull=False).order_by("started_at"):
+        ended_on = timezone.localdate(pause.ended_at)
+        paused_for = _paused_for(calendar, clock, pause.started_on, ended_on)
+        if clock.unit == WORKING_DAYS:
+            years = _merge_years(
+                years, calendar.provisional_years_between(pause.started_on, ended_on)
+            )
+        if paused_for > 0:
+            moved = add(calendar, start=due, amount=paused_for, unit=clock.unit)
+            due = moved.due
+            years = _merge_years(years, moved.provisional_years)
+            lines.append(
+                f"paused {pause.started_on.isoformat()}..{ended_on.isoformat()} "
+                f"({paused_for} {clock.unit} days): {pause.reason}\n{moved.trace_text()}"
+            )
+    return due, years, "\n".join(lines)
+
+
+def clocks_provisional_recompute(*, actor: User | None = None) -> int:
+    """Count again every open provisional clock that touches a year whose schedule is now known
+    (an administrator completed it, or the package learnt it). One transaction and one audit event
+    per case. Idempotent: a clock whose years are all still unknown is left alone. Returns the
+    number of clocks recomputed."""
+    calendar = working_calendar(fresh=True)
+    candidates = Clock.objects.filter(provisional=True, status__in=OPEN_STATUSES)
+    case_ids = sorted(
+        {
+            case_id
+            for case_id, years in candidates.values_list("case_id", "provisional_years")
+            if any(calendar.is_year_known(int(year)) for year in years)
+        }
+    )
+    done = 0
+    for case_id in case_ids:
+        done += _case_clocks_recompute(calendar, case_id=case_id, actor=actor)
+    return done
+
+
+@transaction.atomic
+def _case_clocks_recompute(calendar: WorkingCalendar, *, case_id: int, actor: User | None) -> int:
+    case = Case.objects.select_for_update(of=("self",)).get(pk=case_id)
+    changes = []
+    for clock in Clock.objects.select_for_update().filter(
+        case=case, provisional=True, status__in=OPEN_STATUSES
+    ):
+        if not any(calendar.is_year_known(int(year)) for year in clock.provisional_years):
+            continue
+        before = {"due_on": clock.due_on.isoformat(), "years": list(clock.provisional_years)}
+        due, years, trace = _recomputed(calendar, clock)
+        known = [int(year) for year in clock.provisional_years if calendar.is_year_known(year)]
+        clock.trace = (
+            f"{clock.trace}\nrecomputed on {timezone.localdate().isoformat()}, the schedule of "
+            f"{', '.join(str(year) for year in known)} being known:\n{trace}"
+        )
+        clock.due_on = due
+        clock.remind_on = _remind_on(clock.started_on, due, 0.8)
+        clock.provisional_years = years
+        clock.provisional = bool(years)
+        clock.save(
+            update_fields=[
+                "due_on",
+                "remind_on",
+                "trace",
+                "provisional_years",
+                "provisional",
+                "updated_at",
+            ]
+        )
+        changes.append(
+            {
+                "clock": clock.pk,
+                "timer": clock.timer,
+                "before": before,
+                "after": {"due_on": due.isoformat(), "years": years},
+            }
+        )
+    if not changes:
+        return 0
+    case.next_due_on = case_next_due(case)
+    case.save(update_fields=["next_due_on", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="case.clocks_recomputed",
+        target=case,
+        case_reference=case.reference,
+        data={"clocks": changes},
+    )
+    return len(changes)

@@ -36,6 +36,7 @@ from records import demo
 from records.models import Agency, CatalogueEntry, CreditRecord, Subject
 from records.services import subject_access_grant
 from scs_cases.celery import app as celery_app
+from tests import clock
 from tests.factories import CreditRecordFactory, SubjectFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,12 +154,14 @@ def celery_workers(transactional_db: None, tmp_path: Path) -> Iterator[WorkerSta
     }
 
     def start(*, pool: str = "solo", concurrency: int = 1) -> Worker:
+        env.update(clock.subprocess_env())  # the worker lives at the test's moment
         log_path = tmp_path / f"worker-{len(started) + 1}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 (arguments built here, not input)
                 [
                     sys.executable,
                     "-m",
+                    "tests.clock",
                     "celery",
                     "-A",
                     "scs_cases",

@@ -14,6 +14,7 @@ from django.db import connection
 
 from records.models import CreditRecord
 from records.tasks import record_publication_sweep_task
+from tests import clock
 from tests.conftest import FLUSHABLE_APPS
 from tests.factories import CreditRecordFactory
 
@@ -35,12 +36,18 @@ def worker_database_url() -> str:
 
 @pytest.fixture
 def worker(tmp_path):
-    env = {**os.environ, "DATABASE_URL": worker_database_url(), "SCS_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        **clock.subprocess_env(),
+        "DATABASE_URL": worker_database_url(),
+        "SCS_DATA_DIR": str(tmp_path),
+    }
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
+            "tests.clock",
             "celery",
             "-A",
             "scs_cases",

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import User
-from objections.models import CalendarYear
 from objections.services import workflow_definitions_sync
 from records import demo
 from records.models import Agency, CatalogueEntry, CreditRecord, Subject
@@ -59,11 +57,6 @@ def _record(agency_code: str, subject: Subject, number: str) -> CreditRecord:
 def world(db: None) -> World:
     demo.registry_load()
     workflow_definitions_sync()
-    # Deadlines late in the year run into the next one, whose State Council schedule may not be
-    # published yet; Monday to Friday for it keeps these tests independent of the day they run.
-    CalendarYear.objects.get_or_create(
-        year=timezone.localdate().year + 1, defaults={"source": "tests: Monday to Friday"}
-    )
     subject = SubjectFactory(name="王伟")
     other_subject = SubjectFactory(name="李娜")
     citizen = UserFactory(username="wangwei", role="citizen", email="wangwei@example.org")

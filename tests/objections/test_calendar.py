@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 from datetime import date, datetime, timedelta
 
@@ -14,7 +13,6 @@ from hypothesis import strategies as st
 from objections.calendar import (
     DayOverride,
     Deadline,
-    UnknownSchedule,
     WorkingCalendar,
     add,
 )
@@ -318,45 +316,66 @@ def test_calendar_days_need_the_schedule_of_the_last_day_only() -> None:
 # --- Years without data and administrator overrides --------------------------------------------
 
 
-def test_a_year_without_data_raises_unknown_schedule_naming_the_year() -> None:
-    # given a calendar without overrides, and a day in 2027, which the package does not cover
+def test_a_year_without_data_is_counted_provisionally_without_its_computed_holidays() -> None:
+    # given a calendar without overrides, and 2027, which the package does not cover
     calendar = WorkingCalendar()
 
-    # when / then
-    with pytest.raises(UnknownSchedule) as raised:
-        calendar.is_working_day(date(2027, 3, 1))
-    assert raised.value.year == 2027
-    assert str(raised.value) == (
-        "The working-day schedule for 2027 is not known: an administrator must enter that "
-        "year's State Council holiday schedule (holidays and make-up workdays) as calendar "
-        "overrides and mark 2027 as complete."
+    # when / then: Monday to Friday less the statutory holidays computed for 2027
+    assert calendar.is_year_known(2027) is False
+    assert calendar.is_working_day(date(2027, 3, 1)) is True  # Mon
+    assert calendar.is_working_day(date(2027, 3, 6)) is False  # Sat
+    assert calendar.is_working_day(date(2027, 2, 8)) is False  # Mon, Spring Festival
+    assert calendar.is_working_day(date(2027, 10, 1)) is False  # Fri, National Day
+    assert calendar.is_provisional(date(2027, 3, 1)) is True
+    assert calendar.is_provisional(date(2026, 3, 2)) is False
+
+
+def test_a_working_day_deadline_into_an_unknown_year_is_provisional_and_says_why() -> None:
+    # given no 2027 schedule; 28 Dec 2026 + 5 working days runs into January 2027
+    calendar = WorkingCalendar()
+
+    # when
+    deadline = add(calendar, start=date(2026, 12, 28), amount=5, unit="working")
+
+    # then New Year's Day 2027 (Fri) is skipped as a computed holiday, and the trace says so
+    assert deadline.due == date(2027, 1, 5)
+    assert deadline.provisional_years == (2027,)
+    assert deadline.provisional is True
+    assert deadline.trace == (
+        "start: 2026-12-28 (Mon), not counted (Civil Code Art 201)",
+        "1: 2026-12-29 (Tue)",
+        "2: 2026-12-30 (Wed)",
+        "3: 2026-12-31 (Thu)",
+        "skipped 2027-01-01..2027-01-03: New Year's Day holiday, weekend",
+        "4: 2027-01-04 (Mon)",
+        "5: 2027-01-05 (Tue)",
+        "due: 2027-01-05",
+        "provisional: no State Council schedule is known for 2027; its days were counted Monday "
+        "to Friday less the computed statutory holidays, without make-up workdays; recomputed "
+        "when an administrator completes the year",
     )
 
 
-@pytest.mark.parametrize(
-    ("start", "amount", "unit"),
-    [
-        (date(2026, 12, 28), 5, "working"),  # 28 Dec + 5 WD runs into January 2027
-        (date(2026, 12, 20), 20, "calendar"),
-    ],
-)
-def test_a_deadline_running_into_a_year_without_data_raises(
-    start: date, amount: int, unit: str
-) -> None:
-    with pytest.raises(UnknownSchedule, match="2027"):
-        add(WorkingCalendar(), start=start, amount=amount, unit=unit)
+def test_a_calendar_day_deadline_is_provisional_only_when_its_end_is_unknown() -> None:
+    calendar = WorkingCalendar()
+
+    # 20 calendar days from 20 Dec 2026 end on 9 Jan 2027 (Sat): moved to Monday 11 Jan
+    late = add(calendar, start=date(2026, 12, 20), amount=20, unit="calendar")
+    # 10 calendar days from 1 Dec 2026 end inside 2026
+    early = add(calendar, start=date(2026, 12, 1), amount=10, unit="calendar")
+
+    assert (late.due, late.provisional_years) == (date(2027, 1, 11), (2027,))
+    assert (early.due, early.provisional_years) == (date(2026, 12, 11), ())
+    assert early.trace[-1] == "due: 2026-12-11"
 
 
-def test_unknown_schedule_survives_pickling_with_its_message() -> None:
-    # given an error as a task queue might serialise it
-    error = UnknownSchedule(2027)
+def test_a_complete_year_is_not_provisional() -> None:
+    calendar = _calendar_2027()
 
-    # when
-    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes, in memory
+    deadline = calendar.add_working_days(date(2026, 12, 30), 7)
 
-    # then
-    assert copy.year == 2027
-    assert str(copy) == str(error)
+    assert calendar.is_year_known(2027) is True
+    assert deadline.provisional_years == ()
 
 
 def test_a_complete_year_follows_its_overrides_and_monday_to_friday_rules() -> None:
@@ -424,15 +443,15 @@ def test_overrides_win_inside_a_year_the_package_covers() -> None:
 
 
 def test_an_override_answers_for_its_own_day_even_in_an_incomplete_year() -> None:
-    # given one 2027 override, the year not marked complete
+    # given one 2027 override (a make-up Saturday), the year not marked complete
     calendar = WorkingCalendar(
-        overrides=[DayOverride(day=date(2027, 1, 1), working=False, source=NOTICE)]
+        overrides=[DayOverride(day=date(2027, 1, 9), working=True, source=NOTICE)]
     )
 
-    # when / then the overridden day is known, its neighbour is not
-    assert calendar.is_working_day(date(2027, 1, 1)) is False
-    with pytest.raises(UnknownSchedule, match="2027"):
-        calendar.is_working_day(date(2027, 1, 2))
+    # when / then the overridden day is definite, its neighbour provisional
+    assert calendar.is_working_day(date(2027, 1, 9)) is True
+    assert calendar.is_provisional(date(2027, 1, 9)) is False
+    assert calendar.is_provisional(date(2027, 1, 8)) is True
 
 
 def test_two_overrides_for_the_same_day_are_refused() -> None:

@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from audit.models import AuditEvent
 from objections.calendar import add
-from objections.models import CalendarYear, Case, Clock, PendingApproval
+from objections.models import Case, Clock, PendingApproval
 from objections.services import (
     TransitionInput,
     case_file,
@@ -49,14 +49,9 @@ CASES = "/api/v1/cases/"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_and_known_calendar(db: None) -> None:
+def _fresh_throttle(db: None) -> None:
     # The filing throttle counts per user id in the cache, which outlives each test's rollback.
     cache.clear()
-    # A deadline near the year's end can fall in a year the holiday package does not cover yet;
-    # Monday-to-Friday for that year keeps these tests independent of the day they run.
-    CalendarYear.objects.get_or_create(
-        year=timezone.localdate().year + 1, defaults={"source": "tests: Monday to Friday"}
-    )
 
 
 def api(user: User | None = None) -> APIClient:

@@ -4,7 +4,7 @@ tests/objections/test_workflow_machine.py walks the pure engine; these machines 
 `case_file`, `case_route`, `case_transition`, `case_approval_decide` and `clocks_sweep` against
 the database. Each example files and routes a case on a fresh record (with a fresh subject granted
 to the applicant) inside a savepoint that is rolled back afterwards, under a clock that only the
-machine moves (`timezone.now` is patched; "today" starts on START and jumps forward).
+machine moves (the clock is frozen with time-machine; "today" starts on START and jumps forward).
 
 Rules: try any transition name of the definition by any of the people around a case (the
 applicant, the credit centre's caseworker, the providing agency's caseworker, two supervisors, an
@@ -40,9 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
-from unittest import mock
 
 import pytest
+import time_machine
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -55,6 +55,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from time_machine import TimeMachineFixture
 
 from accounts.models import User
 from audit.models import AuditEvent
@@ -289,8 +290,8 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
         )
         def file_and_route(self, jurisdiction: str, remedy: str, with_correction: bool) -> None:
             self.savepoint = transaction.savepoint()
-            self.clock_patch = mock.patch.object(timezone, "now", self.now)
-            self.clock_patch.start()
+            self.clock_patch = time_machine.travel(self.now(), tick=False)
+            self.clock = self.clock_patch.start()
             world, staff = self.world, self.staff[jurisdiction]
             self.people: dict[str, User] = {
                 "applicant": world.citizen,
@@ -747,6 +748,7 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
         @rule(days=st.integers(min_value=1, max_value=10))
         def time_passes_and_the_clocks_are_swept(self, days: int) -> None:
             self.days += days
+            self.clock.move_to(self.now())
             today = self.today()
             before = self.snapshot()
             sequence = before["events"]["last"]
@@ -883,10 +885,6 @@ def test_every_state_of_every_definition_has_its_mark_stated() -> None:
 # --- the bugs the machines found, each on its shortest path ----------------------------------
 
 
-def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timezone, "now", lambda: START)
-
-
 def _routed(world: World, record: CreditRecord) -> Case:
     case = case_file(
         actor=world.citizen,
@@ -908,10 +906,10 @@ def _step(case: Case, transition: str, actor: User, **data: Any) -> Case:
 
 @pytest.mark.django_db
 def test_sweep_does_not_escalate_a_clock_whose_timer_only_reminds(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, time_machine: TimeMachineFixture
 ) -> None:
     # given a Hubei objection, marked on routing, whose placeholder deadlines only remind
-    _frozen_clock(monkeypatch)
+    time_machine.move_to(START, tick=False)
     case = _routed(world, world.hb_record)
     running = Clock.objects.filter(case=case, status=Clock.Status.RUNNING)
     assert sorted(running.values_list("timer", "on_expiry")) == [
@@ -933,10 +931,10 @@ def test_sweep_does_not_escalate_a_clock_whose_timer_only_reminds(
 
 @pytest.mark.django_db
 def test_a_closed_zhejiang_case_is_reviewed_at_most_once(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, time_machine: TimeMachineFixture
 ) -> None:
     # given a refused Zhejiang objection whose DRC review upheld the refusal
-    _frozen_clock(monkeypatch)
+    time_machine.move_to(START, tick=False)
     case = _routed(world, world.zj_record)
     _step(case, "refuse", world.zj_caseworker, reasons="记录准确")
     _step(case, "notify_refusal", world.zj_caseworker)
@@ -958,11 +956,11 @@ def test_a_closed_zhejiang_case_is_reviewed_at_most_once(
 
 @pytest.mark.django_db
 def test_an_extension_left_pending_does_not_block_the_review_extension(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, time_machine: TimeMachineFixture
 ) -> None:
     # given a Zhejiang objection decided while its caseworker's extension awaited approval,
     # then closed and sent to the DRC
-    _frozen_clock(monkeypatch)
+    time_machine.move_to(START, tick=False)
     case = _routed(world, world.zj_record)
     _step(case, "extend", world.zj_caseworker, extension_reason="案情复杂", extension_days=5)
     _step(case, "refuse", world.zj_caseworker, reasons="记录准确")

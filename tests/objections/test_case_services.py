@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -449,7 +449,7 @@ def test_closed_zhejiang_case_changes_only_by_review(world):
 # --- clocks -------------------------------------------------------------------------------------
 
 
-def test_material_request_pauses_the_clock_and_supply_resumes_it(world, monkeypatch):
+def test_material_request_pauses_the_clock_and_supply_resumes_it(world, time_machine):
     case = routed(
         world,
         world.zj_record,
@@ -472,7 +472,9 @@ def test_material_request_pauses_the_clock_and_supply_resumes_it(world, monkeypa
     assert (case.state, clock.status) == ("awaiting_material", "paused")
 
     later = WorkingCalendar().add_working_days(today, 3).due
-    monkeypatch.setattr(timezone, "localdate", lambda *args: later)
+    time_machine.move_to(
+        datetime.combine(later, time(10), tzinfo=timezone.get_current_timezone()), tick=False
+    )
     case = case_transition(case_id=case.pk, transition="supply_material", actor=world.citizen)
 
     clock.refresh_from_db()
@@ -531,20 +533,3 @@ def test_hubei_cases_run_on_unverified_parameters(world):
 
     assert case.workflow.parameters_verified is False
     assert not Clock.objects.filter(case=case, source_verified=True).exists()
-
-
-def test_a_deadline_in_a_year_without_a_schedule_is_a_clear_503_not_a_crash():
-    from objections.calendar import WorkingCalendar as Calendar
-    from objections.exceptions import ScheduleUnknown
-    from objections.services.clocks import _deadline
-    from scs_cases.api import exception_handler
-
-    with pytest.raises(ScheduleUnknown) as caught:
-        _deadline(Calendar(), start=date(2030, 3, 1), amount=5, unit="working")
-
-    response = exception_handler(caught.value, {})
-    assert response is not None
-    assert response.status_code == 503
-    assert response.data["code"] == "schedule_unknown"
-    assert response.data["year"] == 2030
-    assert "2030" in response.data["detail"]
