@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from django.utils import timezone
+
 from records import identifiers
 from records.imports import FIELDS
 from records.models import Agency, CatalogueEntry, Jurisdiction
@@ -263,6 +265,10 @@ def subjects_generate(count: int, *, seed: int) -> list[GeneratedSubject]:
     return subjects
 
 
+# About three years and ten months of decisions.
+DEMO_DECISION_SPAN_DAYS = 1_400
+
+
 def records_csv_write(
     path: Path,
     *,
@@ -272,8 +278,13 @@ def records_csv_write(
     seed: int,
     number_prefix: str = "",
     progress: Callable[[int], object] | None = None,
+    today: date | None = None,
 ) -> None:
-    """Write `records` valid rows for `agency`, spread over `subjects`, to a CSV file."""
+    """Write `records` valid rows for `agency`, spread over `subjects`, to a CSV file.
+
+    Decisions fall in the 46 months before `today` (default: the local date), ending a month
+    before it, so demo data loaded on any date has records still published.
+    """
     rng = random.Random(seed)
     entries = list(
         CatalogueEntry.objects.filter(
@@ -282,8 +293,9 @@ def records_csv_write(
     )
     person_entries = [e for e in entries if e.applies_to_persons]
     organisation_entries = [e for e in entries if e.applies_to_organisations]
-    first_day = date(2023, 1, 1)
-    span = (date(2026, 10, 31) - first_day).days
+    last_day = (today or timezone.localdate()) - timedelta(days=30)
+    span = DEMO_DECISION_SPAN_DAYS
+    first_day = last_day - timedelta(days=span)
     prefix = number_prefix or agency.code.upper()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:

@@ -9,11 +9,13 @@ from django.db import transaction
 
 from accounts import roles
 from accounts.models import User
-from objections.services import workflow_definitions_sync
+from objections.models import Case
+from objections.services import case_file, case_route, workflow_definitions_sync
 from records import demo
 from records.crypto import identifier_hash
 from records.imports import import_batch_run
-from records.models import Agency, ImportBatch, Subject
+from records.models import Agency, CreditRecord, ImportBatch, Subject
+from records.selectors import subject_list_for_user
 from records.services import subject_access_grant
 
 DEMO_USERS = [
@@ -57,6 +59,11 @@ class Command(BaseCommand):
         )
         with tempfile.TemporaryDirectory() as folder:
             for offset, agency in enumerate(agencies):
+                if CreditRecord.objects.filter(agency=agency).exists():
+                    # Loaded before: re-running changes nothing (the dates follow the day of the
+                    # first load, so a second import on a later day would make new versions).
+                    self.stdout.write(f"{agency.code}: already loaded")
+                    continue
                 path = Path(folder) / f"{agency.code}.csv"
                 demo.records_csv_write(
                     path,
@@ -83,9 +90,38 @@ class Command(BaseCommand):
                 identifier_hash=identifier_hash(generated.kind, generated.identifier)
             )
             subject_access_grant(subject=subject, user=users[username], actor=None)
+        self._demo_case(users["citizen"])
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Demo logins (user / password):"))
         for username, role, password, _agency in DEMO_USERS:
             self.stdout.write(f"  {role:<14} {username:<14} {password}")
+
+    def _demo_case(self, citizen: User) -> None:
+        """One open Shanghai objection of the demo citizen, routed now, so that the demo shows
+        running deadlines on whatever day it is loaded."""
+        if Case.objects.filter(filed_by=citizen).exists():
+            return
+        record = (
+            CreditRecord.objects.filter(
+                subject__in=subject_list_for_user(user=citizen),
+                agency__jurisdiction__code="shanghai",
+                status=CreditRecord.Status.PUBLISHED,
+            )
+            .order_by("id")
+            .first()
+        )
+        if record is None:
+            return
+        case = case_file(
+            actor=citizen,
+            record=record,
+            kind=Case.Kind.OBJECTION,
+            grounds=Case.Grounds.INACCURATE,
+            statement="处罚决定书记载的违法事实与实际不符。",
+            requested_remedy=Case.Remedy.CORRECT,
+            fields_objected=["facts"],
+        )
+        case = case_route(case_id=case.pk)
+        self.stdout.write(f"demo case {case.reference}: {case.state}, next due {case.next_due_on}")
 
     def _users(self) -> dict[str, User]:
         users = {}
