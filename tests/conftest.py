@@ -10,11 +10,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import psycopg2
 import pytest
 import time_machine
 from django.db import connection
+from time_machine import TimeMachineFixture
 
 from audit.models import AuditChainHead
 from scs_cases.db.postgresql import base
@@ -94,6 +96,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
             else:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# The import files of the record tests (tests/records/test_imports.py `row`) carry decisions of
+# 1 June 2026 and publication periods from there; the day they are imported on is fixed with them,
+# so that "in the future" and "publication ended" mean the same whatever SCS_TEST_DATE is.
+IMPORT_DAY = datetime(2026, 7, 1, 10, tzinfo=clock.SHANGHAI)
+
+
+@pytest.fixture
+def import_day(time_machine: TimeMachineFixture) -> datetime:
+    time_machine.move_to(IMPORT_DAY, tick=True)
+    return IMPORT_DAY
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def database_dump() -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("import_day")
 def test_known_identifiers_appear_nowhere_in_clear(agency, caplog):
     caplog.set_level(logging.DEBUG)
     content = csv_bytes(

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -338,6 +338,8 @@ def test_repair_before_the_minimum_publication_period_is_refused(world: World):
         decision_date=today,
         conduct_ended_on=today,
         publication_start=today,
+        publication_end=today + timedelta(days=730),
+        retention_end=today + timedelta(days=1826),
     )
     before = nothing_filed()
 

@@ -135,7 +135,10 @@ def test_repair_waits_for_the_catalogue_minimum_period(world):
         subject=world.subject,
         category=serious,
         decision_date=timezone.localdate() - timedelta(days=100),
+        conduct_ended_on=timezone.localdate() - timedelta(days=130),
         publication_start=timezone.localdate() - timedelta(days=100),
+        publication_end=timezone.localdate() + timedelta(days=630),
+        retention_end=timezone.localdate() + timedelta(days=1700),
     )
 
     with pytest.raises(FilingRefused, match="minimum period for a serious record is 12 months"):

@@ -11,7 +11,7 @@ from records.models import CreditRecord, ImportBatch
 from tests.factories import UserFactory
 from tests.records.test_imports import MIXED_ROWS, csv_bytes, row
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_day")]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from tests.records.test_imports import (
     run_import,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_day")]
 
 
 @pytest.fixture(autouse=True)

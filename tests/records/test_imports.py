@@ -19,7 +19,7 @@ from records.crypto import identifier_hash
 from records.imports import FIELDS, ImportFileInvalid, import_batch_run
 from records.models import CreditRecord, CreditRecordVersion, ImportBatch, Subject
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_day")]
 
 RNG = random.Random(2026)
 PERSON_ID = identifiers.make_resident_id(RNG)
