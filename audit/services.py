@@ -1,12 +1,19 @@
-"""The one writer of the audit log."""
+"""The one writer of the audit log.
+
+Services wrap their transaction in `audited()` and call `audit_record` inside it: the events of
+the transaction are written together, in one statement, just before it commits (see `audited`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from contextlib import ContextDecorator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
-from django.db import models, transaction
+from asgiref.local import Local
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from accounts.roles import primary_role
@@ -31,13 +38,83 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-# The audit_append() function (migrations 0003, 0004) advances the chain head (its row lock orders
-# concurrent writers and keeps the sequence gap-free, because a rollback undoes the advance) and
-# inserts the event with the hash computed from the head's previous hash. Being PL/pgSQL, it keeps
-# its plan for the session instead of planning the statement on every call. The call is queued
-# and travels with the transaction's next statement or its COMMIT (scs_cases.db.postgresql), so
-# an audit event costs no round trip of its own, and the head stays locked for less time.
-_APPEND_POSTGRESQL = "SELECT audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+class AuditInsideNestedAtomic(RuntimeError):
+    """audit_record ran in a plain `transaction.atomic()` nested in an `audited()` block.
+
+    If that inner block rolled back while the outer one carried on, the event would be written for
+    a change that never happened; nest `audited()` instead, whose events go with its savepoint.
+    """
+
+
+# audit_append_many() (migration 0005) locks the single-row chain head, appends the events in
+# order, each hashed over the previous hash, and advances the head once. The head's row lock
+# orders writers and keeps the sequence gap-free, because a rollback undoes the advance.
+_APPEND_POSTGRESQL = (
+    "SELECT audit_append_many(%s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+)
+
+
+@dataclass
+class _Block:
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    depth: int = 0  # the connection's atomic depth inside the block
+
+
+# The open audited() blocks of each database alias, innermost last, per thread (and per
+# asynchronous context), as Django keeps its connections.
+_blocks = Local()
+
+
+def _stack(using: str) -> list[_Block]:
+    stack: list[_Block] | None = getattr(_blocks, using, None)
+    if stack is None:
+        stack = []
+        setattr(_blocks, using, stack)
+    return stack
+
+
+class audited(ContextDecorator):
+    """A transaction whose audit events are written in one statement just before it commits.
+
+    Use it where a service would use `transaction.atomic`, as a decorator or a context manager.
+    `audit_record` inside collects the event; when the outermost `audited()` block ends without
+    an exception, its events go to the database in one statement, inside the transaction, after
+    every other statement: the chain-head lock is the last lock the transaction takes and is held
+    only for that statement and the commit. A nested block is a savepoint whose events are
+    dropped with it when it fails.
+    """
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using or DEFAULT_DB_ALIAS
+        self._atomic: Any = None
+
+    def _recreate_cm(self) -> audited:
+        # Each decorated call gets its own block (recursion and threads share the decorator).
+        return audited(self.using)
+
+    def __enter__(self) -> audited:
+        self._atomic = transaction.atomic(using=self.using)
+        self._atomic.__enter__()
+        connection = transaction.get_connection(self.using)
+        # savepoint_ids has one entry per open atomic block inside the outermost one.
+        _stack(self.using).append(_Block(depth=len(connection.savepoint_ids)))
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool | None:
+        stack = _stack(self.using)
+        block = stack.pop()
+        if exc_type is None and block.events:
+            try:
+                if stack:
+                    stack[-1].events.extend(block.events)
+                else:
+                    _write(block.events, using=self.using)
+            except BaseException as error:
+                # The transaction must not commit without its events.
+                self._atomic.__exit__(type(error), error, error.__traceback__)
+                raise
+        return cast(bool | None, self._atomic.__exit__(exc_type, exc_value, traceback))
 
 
 def audit_record(
@@ -50,14 +127,15 @@ def audit_record(
     case_reference: str = "",
     data: dict[str, Any] | None = None,
     role: str = "",
+    using: str = DEFAULT_DB_ALIAS,
 ) -> None:
-    """Append one event to the log, inside the caller's transaction.
+    """Record one event of the caller's transaction.
 
-    `data` holds ids and changed fields; never a full identifier or a document. On PostgreSQL
-    the event is written by the transaction's next statement or by its COMMIT, so a failure to
-    append (a missing chain head) surfaces there and rolls the whole transaction back.
+    Inside an `audited()` block the event is written with the block's others just before the
+    transaction commits; inside a plain transaction it is written at once. `data` holds ids and
+    changed fields; never a full identifier or a document.
     """
-    connection = transaction.get_connection()
+    connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(
             f"audit_record({action!r}) must run inside the transaction of the change it records"
@@ -93,9 +171,26 @@ def audit_record(
         case_reference,
         request_id,
     )
+    stack = _stack(using)
+    if not stack:
+        _write([row], using=using)
+        return
+    if len(connection.savepoint_ids) != stack[-1].depth:
+        raise AuditInsideNestedAtomic(
+            f"audit_record({action!r}) runs in a transaction.atomic() nested in an audited() "
+            "block: make that block audited() too"
+        )
+    stack[-1].events.append(row)
+
+
+def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
+    connection = connections[using]
     if connection.vendor == "postgresql":
-        connection.run_with_next_statement(_APPEND_POSTGRESQL, row)
-    else:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        with connection.cursor() as cursor:
+            cursor.execute(_APPEND_POSTGRESQL, columns)
+        return
+    for row in rows:
         _insert_portable(row)
 
 

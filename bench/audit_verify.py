@@ -3,39 +3,29 @@
 The baseline streams the same rows with the same keyset pagination and chains sha256 over the
 same bytes, nothing else; the verifier also compares each stored link and hash and the chain head.
 
-The events are appended first. The first part goes through `audit_record` (the one writer, and
-its throughput is reported); the rest runs the very statement `audit_record` sends, prepared once
-and sent in pages of 1,000, because 1,000,000 `audit_record` calls alone would take most of the
-15 minutes that `make bench` may take (`--all-via-audit-record` appends all of them that way).
+The events are appended first, through `audit_record` in `audited()` transactions of 1,000 (the
+one writer; its throughput is reported).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
-import re
 import time
 from typing import NoReturn
 
 from django.core.management import call_command
-from django.db import connection, transaction
-from django.utils import timezone
-from psycopg2.extras import execute_batch
+from django.db import connection
 from tqdm import tqdm
 
-from accounts.roles import SYSTEM
 from audit.models import GENESIS_HASH, AuditChainHead
-from audit.services import _APPEND_POSTGRESQL, audit_record, canonical_json
+from audit.services import audit_record, audited
 from audit.verify import _CHUNK, audit_chain_verify
 from bench import common
-from scs_cases.db.postgresql.base import MAX_QUEUED
 
 EVENTS = 1_000_000
-VIA_AUDIT_RECORD = 200_000
-# audit_record advances the single chain-head row: every call inside one transaction leaves one
-# more row version that cannot be pruned before the commit, so the cost of a call grows with the
-# transaction's length (measured: 1,000 per transaction is about 15% faster than 10,000).
+# audit_append_many advances the single chain-head row once per event: each leaves a row version
+# that cannot be pruned before the commit, so very long transactions slow down.
 PER_TRANSACTION = 1_000
 TARGET_FACTOR = 2.0
 REPEATS = 3
@@ -46,17 +36,14 @@ _BARE_SELECT = (
     "SELECT sequence, previous_hash, hash, canonical FROM audit_auditevent "
     "WHERE sequence > %s ORDER BY sequence LIMIT %s"
 )
-# The parameters of audit.services._APPEND_POSTGRESQL, in order: canonical, recorded_at, actor_id,
-# actor_role, action, target_type, target_id, case_reference, request_id.
-_PREPARED_TYPES = ("text", "timestamptz", "bigint", "text", "text", "text", "text", "text", "text")
 VERIFY_COMMAND = f"{common.PYTHON} manage.py audit_verify --no-progress"
 
 
-def _append_via_audit_record(first: int, last: int, bar: tqdm[NoReturn]) -> float:
+def _append_via_audit_record(bar: tqdm[NoReturn]) -> float:
     with common.stopwatch() as elapsed:
-        for start in range(first, last + 1, PER_TRANSACTION):
-            with transaction.atomic():
-                for record in range(start, min(start + PER_TRANSACTION, last + 1)):
+        for start in range(1, EVENTS + 1, PER_TRANSACTION):
+            with audited():
+                for record in range(start, min(start + PER_TRANSACTION, EVENTS + 1)):
                     audit_record(
                         actor=None,
                         action=ACTION,
@@ -64,51 +51,7 @@ def _append_via_audit_record(first: int, last: int, bar: tqdm[NoReturn]) -> floa
                         target_id=record,
                         data={"record": record, "status": "published"},
                     )
-            bar.update(min(PER_TRANSACTION, last + 1 - start))
-    return elapsed[0]
-
-
-def _append_prepared(first: int, last: int, bar: tqdm[NoReturn]) -> float:
-    """audit_record's own statement (head advance and insert, hash computed in SQL), prepared.
-
-    Each event's canonical JSON is built by the project's canonical_json with the fields that
-    audit_record puts in it. What is saved: Django's per-call work, planning the statement on
-    every call, and the round trips of the 100-statement batches (a transaction's events go in one).
-    """
-    if _APPEND_POSTGRESQL.count("%s") != len(_PREPARED_TYPES):
-        raise common.BenchError("audit_record's statement changed: update bench/audit_verify.py")
-    numbered = iter(range(1, len(_PREPARED_TYPES) + 1))
-    statement = re.sub("%s", lambda _: f"${next(numbered)}", _APPEND_POSTGRESQL)
-    common.execute(f"PREPARE bench_audit_append ({', '.join(_PREPARED_TYPES)}) AS {statement}")
-    with common.stopwatch() as elapsed:
-        for start in range(first, last + 1, PER_TRANSACTION):
-            recorded_at = timezone.now()
-            params = []
-            for record in range(start, min(start + PER_TRANSACTION, last + 1)):
-                canonical = canonical_json(
-                    {
-                        "action": ACTION,
-                        "actor": None,
-                        "case": "",
-                        "data": {"record": record, "status": "published"},
-                        "recorded_at": recorded_at.isoformat(),
-                        "request": "",
-                        "role": SYSTEM,
-                        "target": [TARGET_TYPE, str(record)],
-                    }
-                )
-                params.append(
-                    (canonical, recorded_at, None, SYSTEM, ACTION, TARGET_TYPE, str(record), "", "")
-                )
-            with transaction.atomic(), connection.cursor() as cursor:
-                execute_batch(
-                    cursor.cursor,
-                    "EXECUTE bench_audit_append (" + ", ".join(["%s"] * len(_PREPARED_TYPES)) + ")",
-                    params,
-                    page_size=PER_TRANSACTION,
-                )
-            bar.update(len(params))
-    common.execute("DEALLOCATE bench_audit_append")
+            bar.update(min(PER_TRANSACTION, EVENTS + 1 - start))
     return elapsed[0]
 
 
@@ -131,21 +74,16 @@ def _bare_chain() -> tuple[float, str, int]:
     return elapsed[0], digest, count
 
 
-def run(*, all_via_audit_record: bool = False) -> common.Result:
+def run() -> common.Result:
     started = time.perf_counter()
     common.fresh_database()
 
-    via_audit_record = EVENTS if all_via_audit_record else VIA_AUDIT_RECORD
     common.stage(
-        f"appending {EVENTS:,} audit events: {via_audit_record:,} via audit_record, "
-        f"{EVENTS - via_audit_record:,} via its prepared statement; "
-        f"{PER_TRANSACTION:,} per transaction"
+        f"appending {EVENTS:,} audit events via audit_record, {PER_TRANSACTION:,} per audited "
+        "transaction"
     )
     with tqdm(total=EVENTS, unit="event", desc="append", mininterval=2) as bar:
-        record_seconds = _append_via_audit_record(1, via_audit_record, bar)
-        prepared_seconds = (
-            _append_prepared(via_audit_record + 1, EVENTS, bar) if via_audit_record < EVENTS else 0
-        )
+        record_seconds = _append_via_audit_record(bar)
     head_sequence, head_hash = AuditChainHead.objects.values_list("sequence", "hash").get(pk=1)
     if head_sequence != EVENTS:
         raise common.BenchError(f"the chain head is at {head_sequence}, expected {EVENTS}")
@@ -187,22 +125,11 @@ def run(*, all_via_audit_record: bool = False) -> common.Result:
     per_second = common.per_second
     rows = [
         (
-            f"append via audit_record ({via_audit_record:,} events)",
+            f"append via audit_record ({EVENTS:,} events)",
             f"{record_seconds:.1f}",
-            per_second(via_audit_record, record_seconds),
+            per_second(EVENTS, record_seconds),
             "",
-        )
-    ]
-    if prepared_seconds:
-        rows.append(
-            (
-                f"append via the same statement, prepared ({EVENTS - via_audit_record:,} events)",
-                f"{prepared_seconds:.1f}",
-                per_second(EVENTS - via_audit_record, prepared_seconds),
-                "",
-            )
-        )
-    rows += [
+        ),
         (
             "bare sha256 chain (baseline)",
             f"{bare_seconds:.1f}",
@@ -229,9 +156,7 @@ def run(*, all_via_audit_record: bool = False) -> common.Result:
         met=factor <= TARGET_FACTOR,
         headline=f"verify/bare = {factor:.2f}x",
         commands=[
-            f"{common.PYTHON} -m bench.audit_verify"
-            + (" --all-via-audit-record" if all_via_audit_record else "")
-            + "   # appends the events, then:",
+            f"{common.PYTHON} -m bench.audit_verify   # appends the events, then:",
             f"# bare chain: {_BARE_SELECT} (keyset, {_CHUNK:,} rows), sha256 chained in Python",
             "# audit.verify.audit_chain_verify() in-process, then:",
             VERIFY_COMMAND,
@@ -241,15 +166,9 @@ def run(*, all_via_audit_record: bool = False) -> common.Result:
         notes=[
             f"Events: action {ACTION!r}, data {{'record': id, 'status': 'published'}}, no actor; "
             f"{PER_TRANSACTION:,} per transaction.",
-            "audit_record's appends travel in front of the transaction's next statement or its "
-            "COMMIT (the project's PostgreSQL backend), at most "
-            f"{MAX_QUEUED} to a query string. The prepared-statement row runs audit_record's "
-            "own SQL without Django's per-call work and per-call planning, the whole "
-            "transaction's events in one batch; it appends the events after the "
-            f"first {via_audit_record:,} because 1,000,000 audit_record calls alone would take "
-            "most of the 15 minutes `make bench` may take."
-            if prepared_seconds
-            else "Every event was appended through audit_record.",
+            "Each audited() transaction writes its events in one statement just before it "
+            "commits (audit_append_many, migration audit/0005), on Django's own PostgreSQL "
+            "backend.",
             f"Scans: median of {REPEATS} passes, the three scans taking turns; VACUUM ANALYZE "
             "and a CHECKPOINT run before them, so the table is in the OS page cache for all.",
         ],
@@ -259,14 +178,7 @@ def run(*, all_via_audit_record: bool = False) -> common.Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.audit_verify", description=__doc__)
-    parser.add_argument(
-        "--all-via-audit-record",
-        action="store_true",
-        help=f"append all {EVENTS:,} events through audit_record (slow: several minutes more)",
-    )
-    arguments = parser.parse_args()
-    run(all_via_audit_record=arguments.all_via_audit_record)
+    run()
 
 
 if __name__ == "__main__":

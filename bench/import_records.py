@@ -59,7 +59,7 @@ CREATE INDEX bench_copy_records_decided ON bench_copy_records (decision_date);
 COPY_SQL = "COPY bench_copy_records FROM STDIN WITH (FORMAT csv, HEADER true)"
 
 
-def _csv_ready() -> None:
+def csv_ready() -> None:
     if CSV_PATH.exists() and count_lines(str(CSV_PATH)) == RECORDS + 1:
         common.stage(f"reusing {CSV_NAME} ({RECORDS:,} rows and a header)")
         # generate_data would have loaded the agencies and the catalogue the import needs.
@@ -112,7 +112,7 @@ def _round(number: int) -> tuple[float, float]:
     """One round on a fresh database: the raw COPY, then the first import. Returns both times."""
     common.stage(f"round {number} of {ROUNDS}")
     common.fresh_database()
-    _csv_ready()
+    csv_ready()
     copy_seconds = _raw_copy()
     first_seconds, first = _import(f"round {number}: first import")
     if first.rows_inserted != RECORDS or first.rows_rejected:

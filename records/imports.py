@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from records import identifiers
 from records.crypto import identifier_encrypt, identifier_hasher
 from records.dates import add_months
@@ -1109,7 +1109,7 @@ def import_batch_run(
     reader = _HashingReader(stream)
     text = _decoded_lines(io.BufferedReader(reader, buffer_size=1 << 20))
     postgresql = connection.vendor == "postgresql"
-    with _collector_paused(), transaction.atomic():
+    with _collector_paused(), audited():
         # of=("self",): lock the agency only, not its jurisdiction (which would serialise the
         # imports of every agency there).
         agency = (

@@ -9,11 +9,10 @@ import hashlib
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from records.crypto import identifier_decrypt
 from records.models import CreditRecord, CreditRecordVersion, Subject, SubjectUserObjectPermission
 from records.selectors import ACT_FOR_SUBJECT
@@ -25,7 +24,7 @@ SWEEP_CHUNK = 1_000
 _PERMISSION = f"records.{ACT_FOR_SUBJECT}"
 
 
-@transaction.atomic
+@audited()
 def subject_access_grant(*, subject: Subject, user: User, actor: User | None) -> bool:
     """Let `user` see and act for `subject`. Returns False if the grant already existed."""
     exists = SubjectUserObjectPermission.objects.filter(
@@ -43,7 +42,7 @@ def subject_access_grant(*, subject: Subject, user: User, actor: User | None) ->
     return True
 
 
-@transaction.atomic
+@audited()
 def subject_access_revoke(*, subject: Subject, user: User, actor: User | None) -> bool:
     deleted = SubjectUserObjectPermission.objects.filter(
         content_object=subject, user=user, permission__codename=ACT_FOR_SUBJECT
@@ -57,7 +56,7 @@ def subject_access_revoke(*, subject: Subject, user: User, actor: User | None) -
     return True
 
 
-@transaction.atomic
+@audited()
 def subject_identifier_reveal(*, subject: Subject, actor: User, reason: str) -> str:
     """The full identifier, for a permitted user; every reveal is audited with its reason."""
     audit_record(
@@ -71,7 +70,7 @@ def _sweep(
 ) -> int:
     changed = 0
     while True:
-        with transaction.atomic():
+        with audited():
             ids = list(
                 CreditRecord.objects.select_for_update(skip_locked=True)
                 .filter(status__in=statuses, **{f"{date_field}__lte": today})
@@ -131,7 +130,7 @@ def _locked_record(record_id: int) -> CreditRecord:
     return CreditRecord.objects.select_for_update().get(pk=record_id)
 
 
-@transaction.atomic
+@audited()
 def record_mark(
     *, record_id: int, under_objection: bool, actor: User | None, case_reference: str
 ) -> CreditRecord:
@@ -168,7 +167,7 @@ def _archive(record: CreditRecord) -> None:
     )
 
 
-@transaction.atomic
+@audited()
 def record_correct(
     *, record_id: int, changes: dict[str, Any], actor: User | None, case_reference: str
 ) -> CreditRecord:
@@ -196,7 +195,7 @@ def record_correct(
     return record
 
 
-@transaction.atomic
+@audited()
 def record_status_set(
     *, record_id: int, status: str, actor: User | None, case_reference: str
 ) -> CreditRecord:
@@ -217,7 +216,7 @@ def record_status_set(
     return record
 
 
-@transaction.atomic
+@audited()
 def record_annotate_repaired(
     *, record_id: int, actor: User | None, case_reference: str
 ) -> CreditRecord:

@@ -116,9 +116,6 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend, with BEGIN and the audit appends carried by other statements (see there).
-    DATABASES["default"]["ENGINE"] = "scs_cases.db.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Several processes (web, worker, beat) share the file in development.

@@ -19,7 +19,6 @@ from django.db import connection
 from time_machine import TimeMachineFixture
 
 from audit.models import AuditChainHead
-from scs_cases.db.postgresql import base
 from tests import clock
 from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFactory
 
@@ -141,32 +140,6 @@ def agency():
         applies_to_persons=False,
     )
     return AgencyFactory(code="shanghai-market", jurisdiction=JurisdictionFactory())
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """PostgreSQL: the query strings our backend sends from here on, one per round trip."""
-    queries: list[str] = []
-    execute = base.CarryingCursor.execute
-    copy_expert = base.CarryingCursor.copy_expert
-
-    def recording_execute(self, query, vars=None):
-        try:
-            execute(self, query, vars)
-        except psycopg2.Error:  # the server's answer: the query went out
-            if self.query is not None:
-                queries.append(self.query.decode())
-            raise
-        queries.append(self.query.decode())
-
-    def recording_copy_expert(self, sql, file, size=8192):
-        copy_expert(self, sql, file, size)
-        queries.append(f"{sql} <- file")
-
-    monkeypatch.setattr(base.CarryingCursor, "execute", recording_execute)
-    monkeypatch.setattr(base.CarryingCursor, "copy_expert", recording_copy_expert)
-    connection.ensure_connection()
-    return queries
 
 
 @contextmanager

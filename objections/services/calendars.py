@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from objections.calendar import (
     DayOverride,
     WorkingCalendar,
@@ -109,7 +109,7 @@ def _override_state(row: CalendarOverride | None) -> dict[str, Any] | None:
     return {"working": row.working, "source": row.source}
 
 
-@transaction.atomic
+@audited()
 def calendar_override_set(
     *, actor: User | None, day: date, working: bool, source: str
 ) -> CalendarOverride:
@@ -141,7 +141,7 @@ def calendar_override_set(
     return row
 
 
-@transaction.atomic
+@audited()
 def calendar_override_delete(*, actor: User | None, day: date) -> None:
     """Remove the override of `day`; the package (or provisional counting) decides it again."""
     row = CalendarOverride.objects.select_for_update().filter(day=day).first()
@@ -184,7 +184,7 @@ def calendar_year_missing(*, year: int, days: Iterable[DayOverride] | None = Non
     return missing
 
 
-@transaction.atomic
+@audited()
 def calendar_year_complete(*, actor: User | None, year: int, source: str) -> CalendarYear:
     """Mark `year` complete: its days without an override follow Monday-to-Friday rules.
 
@@ -224,7 +224,7 @@ def calendar_year_complete(*, actor: User | None, year: int, source: str) -> Cal
     return row
 
 
-@transaction.atomic
+@audited()
 def calendar_year_reopen(*, actor: User | None, year: int) -> None:
     """Withdraw the mark of completeness of `year` (its days become provisional again)."""
     row = CalendarYear.objects.select_for_update().filter(year=year).first()
@@ -320,7 +320,7 @@ def calendar_schedule_plan(entries: Sequence[ScheduleEntry]) -> SchedulePlan:
     )
 
 
-@transaction.atomic
+@audited()
 def calendar_schedule_load(
     *, actor: User | None, entries: Sequence[ScheduleEntry], complete: bool = True
 ) -> SchedulePlan:

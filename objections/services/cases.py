@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts import roles
 from accounts.models import User
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from objections import workflow
 from objections.exceptions import (
     CaseConflict,
@@ -187,7 +187,7 @@ def _definition_key(jurisdiction_code: str, kind: str) -> str:
         ) from error
 
 
-@transaction.atomic
+@audited()
 def case_file(
     *,
     actor: User,
@@ -271,7 +271,7 @@ def _current_definition(key: str) -> WorkflowDefinition:
     return row
 
 
-@transaction.atomic
+@audited()
 def case_route(*, case_id: int) -> Case:
     """Choose the workflow version, the responsible agency and the assignee; start the clocks.
 
@@ -448,7 +448,7 @@ def _locked_case(case_id: int, expected_lock_version: int | None) -> Case:
     return case
 
 
-@transaction.atomic
+@audited()
 def case_transition(
     *,
     case_id: int,
@@ -505,7 +505,7 @@ def case_transition(
     return _apply(case, definition, step, actor=actor, role=role, data=data)
 
 
-@transaction.atomic
+@audited()
 def case_approval_decide(
     *, approval_id: int, actor: User, approve: bool, reasons: str = ""
 ) -> Case:
@@ -734,7 +734,7 @@ def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
 # After a refusal
 
 
-@transaction.atomic
+@audited()
 def case_dispute_statement_add(*, case_id: int, actor: User, text: str) -> DisputeStatement:
     """The applicant's statement of dispute, kept with the record after a refused objection."""
     case = Case.objects.select_for_update(of=("self",)).select_related("record").get(pk=case_id)

@@ -6,11 +6,10 @@ import math
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from objections import workflow
 from objections.calendar import CALENDAR_DAYS, WORKING_DAYS, WorkingCalendar, add
 from objections.exceptions import ExtensionRefused
@@ -215,7 +214,7 @@ def _sweep(*, due: Q, stamp: str, action: str, event: str) -> int:
     done = 0
     pending = Q(status=Clock.Status.RUNNING, **{f"{stamp}__isnull": True})
     for clock_id in list(Clock.objects.filter(pending & due).values_list("id", flat=True)):
-        with transaction.atomic():
+        with audited():
             clock = (
                 Clock.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("case")
@@ -314,7 +313,7 @@ def clocks_provisional_recompute(*, actor: User | None = None) -> int:
     return done
 
 
-@transaction.atomic
+@audited()
 def _case_clocks_recompute(calendar: WorkingCalendar, *, case_id: int, actor: User | None) -> int:
     case = Case.objects.select_for_update(of=("self",)).get(pk=case_id)
     changes = []

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from django.db import transaction
-
-from audit.services import audit_record
+from audit.services import audit_record, audited
 from objections import workflow
 from objections.models import WorkflowDefinition
 from records.models import Jurisdiction
@@ -26,7 +24,7 @@ def definition_of(row: WorkflowDefinition) -> workflow.Definition:
     return _parsed(row.source_hash, row.source_text)
 
 
-@transaction.atomic
+@audited()
 def workflow_definition_publish(
     *, source_text: str, actor: User | None
 ) -> tuple[WorkflowDefinition, bool]:
