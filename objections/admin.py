@@ -188,5 +188,16 @@ class CaseAdmin(admin.ModelAdmin):
 
 @admin.register(Escalation)
 class EscalationAdmin(admin.ModelAdmin):
+    """Read-only: escalations are raised by the clock sweep and handled in the workflow."""
+
     list_display = ("case", "clock", "created_at", "resolved_at")
     raw_id_fields = ("case", "clock", "resolved_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

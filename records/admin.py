@@ -14,7 +14,11 @@ from records.models import (
     Subject,
     SubjectUserObjectPermission,
 )
-from records.services import subject_access_grant, subject_access_revoke
+from records.services import (
+    subject_access_grant,
+    subject_access_revoke,
+    subject_dishonesty_flag_set,
+)
 
 
 @admin.register(Jurisdiction)
@@ -64,13 +68,24 @@ class SubjectAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "identifier_masked", "on_serious_dishonesty_list")
     list_filter = ("kind", "on_serious_dishonesty_list")
     search_fields = ("name",)
-    readonly_fields = ("public_id", "kind", "identifier_masked")
+    # The name comes from the agencies' imports; only the dishonesty flag is decided here, and
+    # it goes through its audited service.
+    readonly_fields = ("public_id", "kind", "name", "identifier_masked")
     fields = ("public_id", "kind", "name", "identifier_masked", "on_serious_dishonesty_list")
     inlines = [SubjectGrantInline]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # subjects arrive through imports, which validate and encrypt identifiers
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if "on_serious_dishonesty_list" in form.changed_data:
+            subject_dishonesty_flag_set(
+                subject=obj,
+                flagged=form.cleaned_data["on_serious_dishonesty_list"],
+                actor=cast(User, request.user),
+                reason="set in the admin",
+            )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not SubjectUserObjectPermission:
@@ -83,6 +98,15 @@ class SubjectAdmin(admin.ModelAdmin):
             subject_access_revoke(subject=subject, user=grant.user, actor=actor)
         for grant in formset.new_objects:
             subject_access_grant(subject=subject, user=grant.user, actor=actor)
+        # The admin's change message names each added row: the rows the service stored, not the
+        # unsaved form instances, which have no permission yet.
+        formset.new_objects = list(
+            SubjectUserObjectPermission.objects.filter(
+                content_object=subject,
+                permission__codename="act_for_subject",
+                user__in=[grant.user for grant in formset.new_objects],
+            ).select_related("permission", "user")
+        )
 
 
 @admin.register(CreditRecord)

@@ -57,6 +57,27 @@ def subject_access_revoke(*, subject: Subject, user: User, actor: User | None) -
 
 
 @audited()
+def subject_dishonesty_flag_set(
+    *, subject: Subject, flagged: bool, actor: User | None, reason: str = ""
+) -> bool:
+    """Put `subject` on (or take it off) the list of seriously dishonest subjects, which blocks
+    repair applications. Returns False when nothing changed."""
+    row = Subject.objects.select_for_update().get(pk=subject.pk)
+    if row.on_serious_dishonesty_list == flagged:
+        return False
+    row.on_serious_dishonesty_list = flagged
+    row.save(update_fields=["on_serious_dishonesty_list", "updated_at"])
+    subject.on_serious_dishonesty_list = flagged
+    audit_record(
+        actor=actor,
+        action="subject.dishonesty_flag_set",
+        target=row,
+        data={"before": not flagged, "after": flagged, "reason": reason[:500]},
+    )
+    return True
+
+
+@audited()
 def subject_identifier_reveal(*, subject: Subject, actor: User, reason: str) -> str:
     """The full identifier, for a permitted user; every reveal is audited with its reason."""
     audit_record(
