@@ -1,9 +1,34 @@
-"""Celery wrappers: each takes ids and calls one service; the services are idempotent."""
+"""Celery wrappers: each takes ids and calls one service; the services are idempotent.
+
+Tasks that a lost database connection or a deadlock victim can interrupt retry with exponential
+backoff, a bounded number of times; a domain error (the case is not there, a rule refuses) is not
+transient and is not retried.
+"""
+
+from smtplib import SMTPConnectError, SMTPServerDisconnected
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+# Errors that another attempt may not meet: a dropped connection, a serialization failure, a
+# deadlock victim, a lock timeout (all OperationalError in Django), an SMTP server that is away.
+TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    SMTPConnectError,
+    SMTPServerDisconnected,
+)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+}
 
 
-@shared_task(acks_late=True, max_retries=5, default_retry_delay=5)
+@shared_task(acks_late=True, max_retries=5, **RETRY)
 def case_route_task(case_id: int) -> None:
     from objections.services.cases import case_route
 
@@ -25,7 +50,7 @@ def clocks_sweep_task() -> dict[str, int]:
     return {"reminded": reminded, "escalated": escalated}
 
 
-@shared_task(acks_late=True, max_retries=3, default_retry_delay=30)
+@shared_task(acks_late=True, max_retries=3, **RETRY)
 def case_notify_task(case_id: int, event: str) -> int:
     from objections.services.notifications import case_notify
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Started by `make run`: migrate, load demo data, then the web server, a Celery worker and beat.
-# Ctrl-C stops every process this script started.
+# Ctrl-C or SIGTERM stops every process this script started: a warm shutdown first, then, after
+# STOP_GRACE_SECONDS (default 20), whatever is still running is killed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -13,10 +14,18 @@ mkdir -p "$SCS_DATA_DIR"
 pids=()
 stop() {
     trap - INT TERM EXIT
-    if ((${#pids[@]})); then
-        kill "${pids[@]}" 2>/dev/null || true
-        wait "${pids[@]}" 2>/dev/null || true
-    fi
+    ((${#pids[@]})) || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq $((${STOP_GRACE_SECONDS:-20} * 4))); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.25
+    done
+    # The worker's pool children and anything that did not stop in time.
+    pkill -KILL -P "$(printf '%s,' "${pids[@]}" | sed 's/,$//')" 2>/dev/null || true
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
 

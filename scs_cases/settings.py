@@ -198,6 +198,26 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# The cache holds rate-limit counters (API throttles), so every web process must share it: Redis
+# at SCS_CACHE_URL (a database of its own, apart from the broker's); without it, a file-based
+# cache in SCS_DATA_DIR, which the processes of one machine share.
+CACHE_URL = os.environ.get("SCS_CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "scs",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport (no server needed).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_DIR = DATA_DIR / "broker"

@@ -50,8 +50,8 @@ def chromium_path() -> str | None:
 def _missing_service(marker: str) -> str | None:
     if marker == "postgres" and connection.vendor != "postgresql":
         return "needs PostgreSQL: set DATABASE_URL (run by .ci/run)"
-    if marker == "redis" and not os.environ.get("REDIS_URL"):
-        return "needs Redis: set REDIS_URL (run by .ci/run)"
+    if marker == "redis" and not (os.environ.get("REDIS_URL") and os.environ.get("SCS_CACHE_URL")):
+        return "needs Redis: set REDIS_URL and SCS_CACHE_URL (run by .ci/run)"
     if marker == "browser":
         if os.environ.get("SCS_BROWSER_TESTS") != "1":
             return "browser test: set SCS_BROWSER_TESTS=1 (run by .ci/run)"

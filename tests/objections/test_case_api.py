@@ -1096,3 +1096,20 @@ def test_the_openapi_schema_lists_the_case_endpoints(world: World):
         "/api/v1/cases/{reference}/approvals/{approval_id}/:",
     ):
         assert f"\n  {path}\n" in schema
+
+
+@pytest.mark.redis
+def test_the_filing_throttle_counts_in_the_shared_cache_every_process_reads(world: World):
+    # given the cache every web process shares (Redis at SCS_CACHE_URL)
+    import redis
+    from django.conf import settings
+
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    shared = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+
+    # when a citizen files through the API
+    response = api(world.citizen).post(CASES, filing(world.sh_record), format="json")
+
+    # then the throttle's count is in Redis, where any other process finds it
+    assert response.status_code == 201
+    assert shared.exists(f"scs:1:throttle_filing_{world.citizen.pk}") == 1
