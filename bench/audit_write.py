@@ -156,7 +156,7 @@ def _no_queued_tasks() -> Iterator[None]:
 
     with (
         mock.patch.object(tasks.case_route_task, "delay", new=_skip),
-        mock.patch.object(tasks.case_notify_task, "delay", new=_skip),
+        mock.patch.object(tasks.notifications_send_task, "delay", new=_skip),
     ):
         yield
 

@@ -303,3 +303,39 @@ class DisputeStatement(BaseModel):
 
     def __str__(self) -> str:
         return f"dispute on record {self.record_id}"
+
+
+class Notification(BaseModel):
+    """One email about a case to one person: an outbox row written in the transaction of the
+    change it reports, sent after commit by a worker, re-driven by beat until sent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notifications")
+    event = models.CharField(max_length=32)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notifications"
+    )
+    email = models.EmailField()
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="pending"),
+                name="notification_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.event} to {self.recipient_id} ({self.status})"

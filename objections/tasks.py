@@ -51,10 +51,19 @@ def clocks_sweep_task() -> dict[str, int]:
 
 
 @shared_task(acks_late=True, max_retries=3, **RETRY)
-def case_notify_task(case_id: int, event: str) -> int:
-    from objections.services.notifications import case_notify
+def notifications_send_task(notification_ids: list[int]) -> int:
+    from objections.services.notifications import notifications_send
 
-    return case_notify(case_id=case_id, event=event)
+    return notifications_send(notification_ids=notification_ids)
+
+
+@shared_task
+def notifications_redrive_task(older_than_seconds: int | None = None) -> int:
+    from objections.services.notifications import REDRIVE_AFTER_SECONDS, notifications_redrive
+
+    if older_than_seconds is None:
+        older_than_seconds = REDRIVE_AFTER_SECONDS
+    return notifications_redrive(older_than_seconds=older_than_seconds)
 
 
 @shared_task

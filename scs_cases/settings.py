@@ -263,6 +263,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "objections.tasks.cases_unrouted_redrive_task",
         "schedule": float(os.environ.get("SCS_REDRIVE_SECONDS", "30")),
     },
+    # Sends the notices a lost message or a failed send left in the outbox.
+    "objections-notifications-redrive": {
+        "task": "objections.tasks.notifications_redrive_task",
+        "schedule": float(os.environ.get("SCS_NOTIFICATION_REDRIVE_SECONDS", "60")),
+    },
     # Mondays at 09:00: tells administrators when next year's working-day schedule is missing.
     "objections-calendar-reminder": {
         "task": "objections.tasks.calendar_reminder_task",
@@ -270,6 +275,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Where django.core.mail.backends.filebased.EmailBackend writes, when that backend is chosen.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"

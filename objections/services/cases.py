@@ -37,7 +37,7 @@ from objections.models import (
 )
 from objections.services import clocks
 from objections.services.definitions import definition_of
-from objections.services.notifications import notify_on_commit
+from objections.services.notifications import notify
 from records import services as record_services
 from records.dates import add_months
 from records.models import Agency, CreditRecord
@@ -246,7 +246,7 @@ def case_file(
     from objections.tasks import case_route_task
 
     transaction.on_commit(partial(case_route_task.delay, case_id=case.pk))
-    notify_on_commit(case_id=case.pk, event="filed")
+    notify(case_id=case.pk, event="filed")
     return case
 
 
@@ -325,7 +325,7 @@ def case_route(*, case_id: int) -> Case:
         },
     )
     _run_automatic_steps(case, definition)
-    notify_on_commit(case_id=case.pk, event="routed")
+    notify(case_id=case.pk, event="routed")
     return case
 
 
@@ -663,7 +663,7 @@ def _apply(
         # One notification per person's step: the automatic steps that follow it (or that
         # follow routing) are told by the same message.
         _run_automatic_steps(case, definition)
-        notify_on_commit(case_id=case.pk, event="decided" if not case.is_open else "transitioned")
+        notify(case_id=case.pk, event="decided" if not case.is_open else "transitioned")
     return case
 
 

@@ -209,7 +209,7 @@ def _sweep(*, due: Q, stamp: str, action: str, event: str) -> int:
 
     One transaction per clock; a clock another sweeper holds is skipped, not waited for.
     """
-    from objections.services.notifications import notify_on_commit
+    from objections.services.notifications import notify
 
     done = 0
     pending = Q(status=Clock.Status.RUNNING, **{f"{stamp}__isnull": True})
@@ -234,7 +234,7 @@ def _sweep(*, due: Q, stamp: str, action: str, event: str) -> int:
                 case_reference=clock.case.reference,
                 data={"clock": clock.pk, "timer": clock.timer, "due_on": clock.due_on.isoformat()},
             )
-            notify_on_commit(case_id=clock.case_id, event=event)
+            notify(case_id=clock.case_id, event=event)
             done += 1
     return done
 

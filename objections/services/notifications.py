@@ -1,19 +1,27 @@
-"""Email notifications about cases, sent by a worker after the change is committed."""
+"""Email notifications about cases: an outbox written with the change, sent after commit.
+
+`notify` renders each recipient's notice in their language and stores it in the transaction of the
+change it reports, so a notice exists exactly when the change does; a worker sends it after
+commit, marking it sent in the same transaction as the send, and beat re-drives what is pending.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from functools import partial
+from smtplib import SMTPException
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from accounts import roles
 from accounts.models import User
-from objections.models import Case
+from objections.models import Case, Notification
 
 # event -> who hears about it
 AUDIENCE = {
@@ -27,10 +35,36 @@ AUDIENCE = {
 }
 
 
-def notify_on_commit(*, case_id: int, event: str) -> None:
-    from objections.tasks import case_notify_task
+def notify(*, case_id: int, event: str) -> list[int]:
+    """Write the event's notices to the outbox, inside the caller's transaction; a worker sends
+    them after commit (and beat re-drives any whose message was lost). Returns their ids."""
+    case = (
+        Case.objects.select_related("filed_by", "representative", "assignee", "record")
+        .filter(pk=case_id)
+        .first()
+    )
+    if case is None or event not in AUDIENCE:
+        return []
+    ids = []
+    for person in _recipients(case, AUDIENCE[event]):
+        with translation.override(person.preferred_language or settings.LANGUAGE_CODE):
+            context = {"case": case, "event": event, "person": person}
+            subject = render_to_string("email/case_subject.txt", context).strip()
+            body = render_to_string("email/case_body.txt", context)
+        notice = Notification.objects.create(
+            case=case,
+            event=event,
+            recipient=person,
+            email=person.email,
+            subject=subject[:300],
+            body=body,
+        )
+        ids.append(notice.pk)
+    if ids:
+        from objections.tasks import notifications_send_task
 
-    transaction.on_commit(partial(case_notify_task.delay, case_id=case_id, event=event))
+        transaction.on_commit(partial(notifications_send_task.delay, notification_ids=ids))
+    return ids
 
 
 def _recipients(case: Case, audience: tuple[str, ...]) -> list[User]:
@@ -58,20 +92,50 @@ def _recipients(case: Case, audience: tuple[str, ...]) -> list[User]:
     return unique
 
 
-def case_notify(*, case_id: int, event: str) -> int:
-    """Send the mails for one event; returns how many were sent."""
-    case = (
-        Case.objects.select_related("filed_by", "representative", "assignee", "record")
-        .filter(pk=case_id)
-        .first()
-    )
-    if case is None or event not in AUDIENCE:
-        return 0
+# A notice that failed this many times is marked failed and left for an administrator.
+MAX_ATTEMPTS = 5
+REDRIVE_AFTER_SECONDS = 60
+
+
+def notifications_send(*, notification_ids: Iterable[int]) -> int:
+    """Send the pending notices among `notification_ids`, each at most once; returns how many.
+
+    Each notice is locked while it is sent and marked sent in the same transaction: a redelivered
+    message, or a second worker, finds it sent (or locked, and skips it). A notice whose send
+    fails stays pending for the re-drive, up to MAX_ATTEMPTS.
+    """
     sent = 0
-    for person in _recipients(case, AUDIENCE[event]):
-        with translation.override(person.preferred_language or settings.LANGUAGE_CODE):
-            context = {"case": case, "event": event, "person": person}
-            subject = render_to_string("email/case_subject.txt", context).strip()
-            body = render_to_string("email/case_body.txt", context)
-        sent += send_mail(subject, body, None, [person.email])
+    for notice_id in notification_ids:
+        with transaction.atomic():
+            notice = (
+                Notification.objects.select_for_update(skip_locked=True)
+                .filter(pk=notice_id, status=Notification.Status.PENDING)
+                .first()
+            )
+            if notice is None:
+                continue
+            notice.attempts += 1
+            try:
+                send_mail(notice.subject, notice.body, None, [notice.email])
+            except (OSError, SMTPException) as error:
+                notice.last_error = f"{type(error).__name__}: {error}"[:300]
+                if notice.attempts >= MAX_ATTEMPTS:
+                    notice.status = Notification.Status.FAILED
+                notice.save(update_fields=["attempts", "last_error", "status", "updated_at"])
+                continue
+            notice.status = Notification.Status.SENT
+            notice.sent_at = timezone.now()
+            notice.save(update_fields=["attempts", "status", "sent_at", "updated_at"])
+            sent += 1
     return sent
+
+
+def notifications_redrive(*, older_than_seconds: int = REDRIVE_AFTER_SECONDS) -> int:
+    """Send what a lost message (a killed worker, a flushed Redis) or a failed send left pending."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Notification.objects.filter(
+            status=Notification.Status.PENDING, created_at__lte=cutoff
+        ).values_list("id", flat=True)[:1000]
+    )
+    return notifications_send(notification_ids=ids)

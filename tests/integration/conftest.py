@@ -153,8 +153,11 @@ def celery_workers(transactional_db: None, tmp_path: Path) -> Iterator[WorkerSta
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
-    def start(*, pool: str = "solo", concurrency: int = 1) -> Worker:
+    def start(
+        *, pool: str = "solo", concurrency: int = 1, extra_env: dict[str, str] | None = None
+    ) -> Worker:
         env.update(clock.subprocess_env())  # the worker lives at the test's moment
+        env.update(extra_env or {})
         log_path = tmp_path / f"worker-{len(started) + 1}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 (arguments built here, not input)

@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from audit.models import AuditEvent
 from objections.calendar import add
-from objections.models import Case, Clock, PendingApproval
+from objections.models import Case, Clock, Notification, PendingApproval
 from objections.services import (
     TransitionInput,
     case_file,
@@ -206,9 +206,11 @@ def test_filing_queues_routing_and_the_filing_notice_and_nothing_else(
         response = api(world.citizen).post(CASES, filing(world.sh_record), format="json")
 
     case_id = Case.objects.get(reference=response.json()["reference"]).pk
+    [notice] = Notification.objects.filter(case_id=case_id)
+    assert (notice.event, notice.recipient, notice.status) == ("filed", world.citizen, "pending")
     assert [(c.func.__self__.name, c.keywords) for c in callbacks] == [
         ("objections.tasks.case_route_task", {"case_id": case_id}),
-        ("objections.tasks.case_notify_task", {"case_id": case_id, "event": "filed"}),
+        ("objections.tasks.notifications_send_task", {"notification_ids": [notice.pk]}),
     ]
 
 
