@@ -1,6 +1,6 @@
 """The workflow engine: parse, validate and query a workflow definition.
 
-Workflows are data (DESIGN.md §3.2): one YAML file per jurisdiction and case kind in
+Workflows are data (docs/architecture.md): one YAML file per jurisdiction and case kind in
 `objections/workflows/`, the same text stored as versioned rows. This module is pure on purpose
 (stdlib and PyYAML only, no Django): it answers "which transitions may this role take now" and
 "what follows from this step". The service applies the answer under `select_for_update`, writes

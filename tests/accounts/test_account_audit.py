@@ -40,8 +40,8 @@ def test_making_a_citizen_a_caseworker_in_the_admin_is_audited_with_before_and_a
 
     # then the change is made and audited once, with what it was before
     assert response.status_code == 302, response.content.decode()[:2000]
-    citizen = User.objects.get(pk=citizen.pk)
-    assert (citizen.agency, sorted(citizen.groups.values_list("name", flat=True))) == (
+    changed = User.objects.get(pk=citizen.pk)
+    assert (changed.agency, sorted(changed.groups.values_list("name", flat=True))) == (
         Agency.objects.get(code="zhejiang-market"),
         ["caseworker"],
     )
