@@ -19,8 +19,9 @@ from accounts.roles import ADMINISTRATOR, AGENCY_SYSTEM, has_role
 from records.imports import ImportFileInvalid, import_batch_run
 from records.models import ImportBatch
 from records.selectors import record_list_for_user, subject_get_for_user, subject_list_for_user
+from scs_cases.pagination import MAX_LIMIT, Key, keyset_page, limit_from, page_response_data
 
-API_LIST_LIMIT = 500
+RECORD_KEYS = (Key("decision_date", descending=True), Key("id", descending=True))
 
 
 class SubjectOutput(serializers.Serializer):
@@ -76,16 +77,33 @@ class MySubjectsApi(APIView):
 
 
 class MyRecordsApi(APIView):
+    @extend_schema_serializer(component_name="RecordPage")
+    class PageOutput(serializers.Serializer):
+        results = RecordOutput(many=True)
+        next = serializers.URLField(allow_null=True)
+
     @extend_schema(
-        parameters=[OpenApiParameter("subject", str, description="A subject's id (optional).")],
-        responses=RecordOutput(many=True),
+        operation_id="v1_me_records_list",
+        parameters=[
+            OpenApiParameter("subject", str, description="A subject's id (optional)."),
+            OpenApiParameter("cursor", str, description="The `next` link's cursor."),
+            OpenApiParameter("limit", int, description=f"Records per page, 1 to {MAX_LIMIT}."),
+        ],
+        responses=PageOutput,
     )
     def get(self, request: Request) -> Response:
+        user = cast(User, request.user)
         subject = None
         if subject_id := request.query_params.get("subject"):
-            subject = subject_get_for_user(user=request.user, public_id=subject_id)  # type: ignore[arg-type]
-        records = record_list_for_user(user=request.user, subject=subject)[:API_LIST_LIMIT]  # type: ignore[arg-type]
-        return Response(RecordOutput(records, many=True).data)
+            subject = subject_get_for_user(user=user, public_id=subject_id)
+        page = keyset_page(
+            record_list_for_user(user=user, subject=subject),
+            keys=RECORD_KEYS,
+            cursor=request.query_params.get("cursor"),
+            limit=limit_from(request),
+        )
+        results = RecordOutput(page.rows, many=True).data
+        return Response(page_response_data(request, page, list(results)))
 
 
 class CanImportRecords(BasePermission):

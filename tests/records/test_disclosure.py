@@ -94,8 +94,9 @@ def test_api_lists_only_own_records(citizen, own_record, foreign_record):
     response = api(citizen).get("/api/v1/me/records/")
 
     assert response.status_code == 200
-    assert [item["id"] for item in response.json()] == [str(own_record.public_id)]
-    item = response.json()[0]
+    assert [item["id"] for item in response.json()["results"]] == [str(own_record.public_id)]
+    assert response.json()["next"] is None
+    item = response.json()["results"][0]
     assert item["agency"]["name_zh"] == own_record.agency.name_zh
     assert item["category"]["legal_basis"] == own_record.category.legal_basis
     assert (item["publication_start"], item["publication_end"]) == ("2026-06-01", "2027-06-01")
