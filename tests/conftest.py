@@ -15,6 +15,7 @@ from datetime import datetime
 import psycopg2
 import pytest
 import time_machine
+from django.apps import apps
 from django.db import connection
 from time_machine import TimeMachineFixture
 
@@ -25,22 +26,7 @@ from tests.factories import AgencyFactory, CatalogueEntryFactory, JurisdictionFa
 # Transactional tests (live server, worker) flush the tables of these apps between tests. The audit
 # app is left out on purpose: its tables refuse TRUNCATE and DELETE, so events written by such a
 # test stay in the test database (the chain stays valid; assert on events after a known sequence).
-FLUSHABLE_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "rest_framework",
-    "rest_framework.authtoken",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "guardian",
-    "accounts",
-    "records",
-    "objections",
-]
+FLUSHABLE_APPS = [config.name for config in apps.get_app_configs() if config.label != "audit"]
 
 
 def chromium_path() -> str | None:
