@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -16,9 +18,11 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.roles import ADMINISTRATOR, AGENCY_SYSTEM, has_role
-from records.imports import ImportFileInvalid, import_batch_run
-from records.models import ImportBatch
+from records.import_jobs import import_job_create, import_job_get_for_user, import_job_rows_read
+from records.imports import ImportFileInvalid
+from records.models import ImportJob
 from records.selectors import record_list_for_user, subject_get_for_user, subject_list_for_user
+from records.uploads import CappedUploadHandler
 from scs_cases.pagination import MAX_LIMIT, Key, keyset_page, limit_from, page_response_data
 
 RECORD_KEYS = (Key("decision_date", descending=True), Key("id", descending=True))
@@ -135,8 +139,46 @@ class ImportOutput(serializers.Serializer):
         return [error.as_dict() for error in report.errors[:1_000]]
 
 
+class ImportJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    file_name = serializers.CharField()
+    size = serializers.IntegerField()
+    rows_estimated = serializers.IntegerField()
+    rows_read = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.SerializerMethodField()
+    report = serializers.SerializerMethodField()
+
+    def get_rows_read(self, job: Any) -> int:
+        return import_job_rows_read(job)
+
+    def get_error(self, job: Any) -> dict[str, str] | None:
+        if job.status != ImportJob.Status.FAILED:
+            return None
+        return {"code": job.error_code, "detail": job.error}
+
+    def get_report(self, job: Any) -> dict[str, Any] | None:
+        batch = job.batch
+        if batch is None:
+            return None
+        listed = len({error.get("line") for error in batch.errors})
+        return {
+            "batch": batch.pk,
+            "sha256": batch.sha256,
+            "rows_total": batch.rows_total,
+            "rows_inserted": batch.rows_inserted,
+            "rows_updated": batch.rows_updated,
+            "rows_unchanged": batch.rows_unchanged,
+            "rows_rejected": batch.rows_rejected,
+            "errors": batch.errors,
+            "errors_not_listed": max(batch.rows_rejected - listed, 0),
+        }
+
+
 class ImportCreateApi(APIView):
-    """Push a CSV or NDJSON file of records for the caller's agency."""
+    """Push a CSV or NDJSON file of records for the caller's agency: 202 and a job to poll."""
 
     permission_classes = [CanImportRecords]
     parser_classes = [MultiPartParser]
@@ -148,23 +190,46 @@ class ImportCreateApi(APIView):
         file = serializers.FileField()
         format = serializers.ChoiceField(choices=["csv", "ndjson"], required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: ImportOutput})
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # The cap is enforced while the body is read: an oversized file is never stored.
+        if request.method == "POST":
+            request.upload_handlers = [
+                CappedUploadHandler(request, limit=settings.IMPORT_MAX_UPLOAD_BYTES),
+                *request.upload_handlers,
+            ]
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(request=InputSerializer, responses={202: ImportJobOutput})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
-        if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        capped = next(
+            (h for h in request.upload_handlers if isinstance(h, CappedUploadHandler)), None
+        )
+        if capped is not None and capped.exceeded:
             raise ImportFileInvalid(
                 f"The file is larger than {settings.IMPORT_MAX_UPLOAD_BYTES} bytes; split it."
             )
-        user = cast(User, request.user)
-        assert user.agency is not None  # noqa: S101 - guaranteed by CanImportRecords
-        report = import_batch_run(
-            agency=user.agency,
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        job = import_job_create(
+            actor=cast(User, request.user),
             stream=upload,
             file_name=upload.name or "upload",
             file_format=data.validated_data.get("format", ""),
-            actor=user,
-            source=ImportBatch.Source.API,
         )
-        return Response(ImportOutput(report).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ImportJobOutput(job).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": reverse("api-import-job", kwargs={"job_id": job.pk})},
+        )
+
+
+class ImportJobApi(APIView):
+    """An import's progress (rows read of those estimated) and, once done, its row report."""
+
+    permission_classes = [CanImportRecords]
+
+    @extend_schema(responses=ImportJobOutput)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = import_job_get_for_user(user=cast(User, request.user), job_id=job_id)
+        return Response(ImportJobOutput(job).data)

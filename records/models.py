@@ -287,3 +287,37 @@ class ImportBatch(BaseModel):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "import batches"
+
+
+class ImportJob(BaseModel):
+    """A file pushed through the API, imported by a worker; the caller polls its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=10, blank=True)
+    # Relative to MEDIA_ROOT (private, never served); removed once the import has run.
+    stored_path = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    rows_estimated = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    batch = models.OneToOneField(
+        ImportBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="job"
+    )
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"import job {self.pk} ({self.status})"
