@@ -153,8 +153,9 @@ def test_a_running_import_reports_the_rows_read_so_far(agency_client, agency, wo
 
     from records.import_jobs import _progress_key
 
-    accepted, polled = worker_runs(agency_client, csv_bytes([row(f"R-{n}") for n in range(3)]))
+    accepted, _ = worker_runs(agency_client, csv_bytes([row(f"R-{n}") for n in range(3)]))
     job = ImportJob.objects.get(pk=accepted.json()["id"])
+    assert cache.get(_progress_key(job.pk)) == 3  # what the worker wrote as it read
     ImportJob.objects.filter(pk=job.pk).update(status="running", batch=None)
     cache.set(_progress_key(job.pk), 20_000)
 
