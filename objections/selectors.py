@@ -8,7 +8,9 @@ from django.http import Http404
 
 from accounts import roles
 from accounts.models import User
+from objections import workflow
 from objections.models import Case, Clock, PendingApproval
+from objections.services.definitions import definition_of
 from records.selectors import subject_list_for_user
 
 
@@ -50,3 +52,44 @@ def case_clocks(*, case: Case) -> QuerySet[Clock]:
 def case_pending_approval(*, case: Case) -> PendingApproval | None:
     """The step of `case` awaiting a second person's approval, if any."""
     return PendingApproval.objects.filter(case=case, approved__isnull=True).first()
+
+
+# --- a person's roles on a case and the steps they may take ----------------------------------
+
+
+def case_roles_for(*, user: User, case: Case) -> tuple[str, ...]:
+    """The workflow roles `user` holds on `case`, most specific first."""
+    held: list[str] = []
+    names = roles.role_names(user)
+    if (
+        roles.SUPERVISOR in names
+        and user.agency_id is not None
+        and user.agency_id
+        in (
+            case.responsible_agency_id,
+            case.record.agency_id,
+        )
+    ):
+        held.append("supervisor")
+    if roles.CASEWORKER in names and user.agency_id is not None:
+        if user.agency_id == case.responsible_agency_id:
+            held.append("caseworker")
+        if user.agency_id == case.record.agency_id:
+            held.append("agency_caseworker")
+    if user.pk in (case.filed_by_id, case.representative_id) or (
+        subject_list_for_user(user=user).filter(pk=case.subject_id).exists()
+    ):
+        held.append("citizen")
+    return tuple(held)
+
+
+def case_transitions_available(*, user: User, case: Case) -> list[workflow.Transition]:
+    """The steps `user` may take on `case` now, by any role they hold on it (each step once)."""
+    if case.workflow is None:
+        return []
+    definition = definition_of(case.workflow)
+    seen: dict[str, workflow.Transition] = {}
+    for role in case_roles_for(user=user, case=case):
+        for step in definition.available(state=case.state, role=role):
+            seen.setdefault(step.name, step)
+    return list(seen.values())

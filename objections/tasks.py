@@ -30,14 +30,14 @@ RETRY = {
 
 @shared_task(acks_late=True, max_retries=5, **RETRY)
 def case_route_task(case_id: int) -> None:
-    from objections.services.cases import case_route
+    from objections.services.routing import case_route
 
     case_route(case_id=case_id)
 
 
 @shared_task
 def cases_unrouted_redrive_task() -> int:
-    from objections.services.cases import cases_unrouted_redrive
+    from objections.services.routing import cases_unrouted_redrive
 
     return len(cases_unrouted_redrive())
 

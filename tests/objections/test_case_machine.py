@@ -77,7 +77,7 @@ from objections.services import (
     clocks_sweep,
     definition_of,
 )
-from objections.services.cases import DEFINITION_KEYS
+from objections.services.filing import DEFINITION_KEYS
 from objections.workflow import Definition, Transition, load_builtin
 from records.models import Agency, CatalogueEntry, CreditRecord
 from records.services import subject_access_grant

@@ -24,7 +24,7 @@ class Flaky:
 
 def test_routing_retries_a_dropped_connection_and_then_succeeds(monkeypatch):
     flaky = Flaky(failures=2)
-    monkeypatch.setattr("objections.services.cases.case_route", flaky)
+    monkeypatch.setattr("objections.services.routing.case_route", flaky)
 
     result = tasks.case_route_task.apply(kwargs={"case_id": 1})
 
@@ -33,7 +33,7 @@ def test_routing_retries_a_dropped_connection_and_then_succeeds(monkeypatch):
 
 def test_routing_gives_up_after_its_bounded_retries(monkeypatch):
     flaky = Flaky(failures=100)
-    monkeypatch.setattr("objections.services.cases.case_route", flaky)
+    monkeypatch.setattr("objections.services.routing.case_route", flaky)
 
     result = tasks.case_route_task.apply(kwargs={"case_id": 1})
 
@@ -50,7 +50,7 @@ def test_a_domain_error_is_not_retried(monkeypatch):
         calls.append(kwargs)
         raise Case.DoesNotExist
 
-    monkeypatch.setattr("objections.services.cases.case_route", missing)
+    monkeypatch.setattr("objections.services.routing.case_route", missing)
 
     result = tasks.case_route_task.apply(kwargs={"case_id": 999})
 

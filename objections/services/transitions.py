@@ -1,64 +1,43 @@
-"""Cases: filing, routing, assignment, transitions (with their effects), approvals, disputes.
+"""Transitions: `case_transition` is the one function that changes a routed case's state.
 
-`case_transition` is the one function that changes a case's state once it is routed. Each service
-owns its transaction, locks the case row, writes its audit event inside, and queues side effects
-(notifications, routing) with `transaction.on_commit`.
+Each step locks the case row, checks the role, the required fields and the waits, moves the
+clocks, applies the effects on the record and records its audit events; steps that need a second
+person wait as a pending approval, decided by `case_approval_decide`. The system's own steps
+(marking on routing, executing a decision) go through the same `_apply`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
-from functools import partial
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
 from objections import workflow
 from objections.exceptions import (
     CaseConflict,
-    FilingRefused,
     MissingFields,
     RoleNotAllowed,
     TransitionNotAvailable,
 )
 from objections.models import (
     Case,
-    CaseReferenceCounter,
     Clock,
-    DisputeStatement,
     PendingApproval,
 )
+from objections.selectors import case_roles_for
 from objections.services import clocks
 from objections.services.definitions import definition_of
+from objections.services.effects import effects_run
 from objections.services.notifications import notify
-from records import services as record_services
-from records.dates import add_months
-from records.models import Agency, CreditRecord
-from records.selectors import subject_list_for_user
 
 if TYPE_CHECKING:
-    from objections.models import WorkflowDefinition
-
-REFERENCE_PREFIX = {"shanghai": "SH", "zhejiang": "ZJ", "hubei": "HB", "national": "CN"}
-# Which built-in definition a case runs under, by the record's jurisdiction and the case kind.
-DEFINITION_KEYS = {
-    ("shanghai", "objection"): "shanghai-objection",
-    ("shanghai", "repair"): "national-repair",
-    ("zhejiang", "objection"): "zhejiang-objection",
-    ("zhejiang", "repair"): "zhejiang-repair",
-    ("hubei", "objection"): "hubei-objection",
-    ("hubei", "repair"): "hubei-repair",
-    ("national", "objection"): "pboc-objection",
-    ("national", "repair"): "national-repair",
-}
-ROUTING_GRACE_SECONDS = 60
+    pass
 
 
 @dataclass(frozen=True)
@@ -75,48 +54,6 @@ class TransitionInput:
 
     def value(self, name: str) -> object:
         return getattr(self, name, "")
-
-
-# ---------------------------------------------------------------------------------------------
-# Roles of a person towards one case
-
-
-def case_roles_for(*, user: User, case: Case) -> tuple[str, ...]:
-    """The workflow roles `user` holds on `case`, most specific first."""
-    held: list[str] = []
-    names = roles.role_names(user)
-    if (
-        roles.SUPERVISOR in names
-        and user.agency_id is not None
-        and user.agency_id
-        in (
-            case.responsible_agency_id,
-            case.record.agency_id,
-        )
-    ):
-        held.append("supervisor")
-    if roles.CASEWORKER in names and user.agency_id is not None:
-        if user.agency_id == case.responsible_agency_id:
-            held.append("caseworker")
-        if user.agency_id == case.record.agency_id:
-            held.append("agency_caseworker")
-    if user.pk in (case.filed_by_id, case.representative_id) or (
-        subject_list_for_user(user=user).filter(pk=case.subject_id).exists()
-    ):
-        held.append("citizen")
-    return tuple(held)
-
-
-def case_transitions_available(*, user: User, case: Case) -> list[workflow.Transition]:
-    """The steps `user` may take on `case` now, by any role they hold on it (each step once)."""
-    if case.workflow is None:
-        return []
-    definition = definition_of(case.workflow)
-    seen: dict[str, workflow.Transition] = {}
-    for role in case_roles_for(user=user, case=case):
-        for step in definition.available(state=case.state, role=role):
-            seen.setdefault(step.name, step)
-    return list(seen.values())
 
 
 def _step_for(
@@ -137,196 +74,6 @@ def _step_for(
         except workflow.InvalidTransition:
             continue
     raise RoleNotAllowed(f"Your role on this case may not take '{transition}'.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Filing and routing
-
-
-def _next_reference(jurisdiction_code: str, year: int) -> str:
-    prefix = REFERENCE_PREFIX.get(jurisdiction_code, jurisdiction_code[:2].upper())
-    counter, _ = CaseReferenceCounter.objects.select_for_update().get_or_create(
-        prefix=prefix, year=year
-    )
-    counter.last += 1
-    counter.save(update_fields=["last"])
-    return f"{prefix}-{year}-{counter.last:06d}"
-
-
-def _repair_guards(record: CreditRecord, definition: workflow.Definition, today: date) -> None:
-    """Repair needs a repairable category, the minimum period passed (the catalogue's, or the
-    workflow's own when longer), and no serious-dishonesty listing where the rules say so."""
-    category = record.category
-    if not category.repairable:
-        raise FilingRefused("Records of this category cannot be repaired.")
-    if definition.guards.get("serious_list_blocks_repair", True) and (
-        record.subject.on_serious_dishonesty_list
-    ):
-        raise FilingRefused(
-            "A subject on a serious-dishonesty list cannot apply for repair until removed from it."
-        )
-    months = category.publication_min_months
-    by_severity = definition.guards.get("min_publication_months_by_severity")
-    if isinstance(by_severity, Mapping):
-        months = max(months, int(by_severity.get(category.severity, 0)))
-    earliest = add_months(record.decision_date, months)
-    if today < earliest:
-        raise FilingRefused(
-            f"Repair may be applied for from {earliest.isoformat()}: the minimum period for a "
-            f"{category.severity} record is {months} months.",
-            earliest=earliest.isoformat(),
-        )
-
-
-def _definition_key(jurisdiction_code: str, kind: str) -> str:
-    try:
-        return DEFINITION_KEYS[(jurisdiction_code, kind)]
-    except KeyError as error:
-        raise FilingRefused(
-            f"No {kind} procedure is configured for jurisdiction {jurisdiction_code!r}."
-        ) from error
-
-
-@audited()
-def case_file(
-    *,
-    actor: User,
-    record: CreditRecord,
-    kind: str,
-    grounds: str,
-    statement: str,
-    requested_remedy: str,
-    fields_objected: list[str] | None = None,
-    correction: dict[str, Any] | None = None,
-    representative: User | None = None,
-) -> Case:
-    """File an objection or repair application about one record the actor may act for."""
-    if kind not in (Case.Kind.OBJECTION, Case.Kind.REPAIR):
-        raise FilingRefused("A case is an objection or a repair application.")
-    record = CreditRecord.objects.select_related("subject", "category", "agency__jurisdiction").get(
-        pk=record.pk
-    )
-    today = timezone.localdate()
-    jurisdiction = record.agency.jurisdiction
-    if kind == Case.Kind.REPAIR:
-        row = _current_definition(_definition_key(jurisdiction.code, kind))
-        _repair_guards(record, definition_of(row), today)
-    unknown = set(correction or {}) - record_services.CORRECTABLE_FIELDS
-    if unknown:
-        raise FilingRefused(f"These fields cannot be corrected: {', '.join(sorted(unknown))}.")
-    if Case.objects.filter(record=record, kind=kind, is_open=True).exists():
-        raise CaseConflict(f"An open {kind} case about this record already exists.")
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            case = Case.objects.create(
-                reference=_next_reference(jurisdiction.code, today.year),
-                kind=kind,
-                subject=record.subject,
-                record=record,
-                fields_objected=fields_objected or [],
-                grounds=grounds,
-                statement=statement,
-                requested_remedy=requested_remedy,
-                correction=correction or {},
-                filed_by=actor,
-                representative=representative,
-                jurisdiction=jurisdiction,
-                filed_at=now,
-            )
-    except IntegrityError as error:  # a concurrent filing won the unique constraint
-        raise CaseConflict(f"An open {kind} case about this record already exists.") from error
-    audit_record(
-        actor=actor,
-        action="case.filed",
-        target=case,
-        case_reference=case.reference,
-        data={"kind": kind, "record": record.pk, "grounds": grounds, "remedy": requested_remedy},
-    )
-    from objections.tasks import case_route_task
-
-    transaction.on_commit(partial(case_route_task.delay, case_id=case.pk))
-    notify(case_id=case.pk, event="filed")
-    return case
-
-
-def _choose_assignee(agency: Agency) -> User | None:
-    """The caseworker of `agency` with the fewest open cases (then the longest-serving)."""
-    return (
-        User.objects.filter(agency=agency, groups__name=roles.CASEWORKER, is_active=True)
-        .annotate(load=Count("cases_assigned", filter=Q(cases_assigned__is_open=True)))
-        .order_by("load", "id")
-        .first()
-    )
-
-
-def _current_definition(key: str) -> WorkflowDefinition:
-    from objections.models import WorkflowDefinition
-    from objections.services.definitions import workflow_definitions_sync
-
-    row = WorkflowDefinition.objects.filter(key=key, is_current=True).first()
-    if row is None:
-        workflow_definitions_sync()
-        row = WorkflowDefinition.objects.get(key=key, is_current=True)
-    return row
-
-
-@audited()
-def case_route(*, case_id: int) -> Case:
-    """Choose the workflow version, the responsible agency and the assignee; start the clocks.
-
-    Idempotent: a routed case is returned unchanged, so a duplicated message does nothing.
-    """
-    case = (
-        Case.objects.select_for_update(of=("self",))
-        .select_related("record__agency__jurisdiction", "jurisdiction")
-        .get(pk=case_id)
-    )
-    if case.routed_at is not None:
-        return case
-    row = _current_definition(_definition_key(case.jurisdiction.code, case.kind))
-    definition = definition_of(row)
-    centre = Agency.objects.filter(
-        jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE
-    ).first()
-    agency = centre or case.record.agency
-    case.workflow = row
-    case.responsible_agency = agency
-    case.assignee = _choose_assignee(agency)
-    case.state = definition.initial
-    case.routed_at = timezone.now()
-    today = timezone.localdate()
-    clocks.clocks_start(case=case, definition=definition, state=case.state, today=today)
-    case.next_due_on = clocks.case_next_due(case)
-    case.lock_version += 1
-    case.save(
-        update_fields=[
-            "workflow",
-            "responsible_agency",
-            "assignee",
-            "state",
-            "routed_at",
-            "next_due_on",
-            "lock_version",
-            "updated_at",
-        ]
-    )
-    audit_record(
-        actor=None,
-        action="case.routed",
-        target=case,
-        case_reference=case.reference,
-        data={
-            "workflow": row.key,
-            "version": row.version,
-            "agency": agency.pk,
-            "assignee": case.assignee_id,
-            "state": case.state,
-        },
-    )
-    _run_automatic_steps(case, definition)
-    notify(case_id=case.pk, event="routed")
-    return case
 
 
 # What the applicant asked for, as the record effect that grants it.
@@ -351,32 +98,13 @@ def _automatic_step(case: Case, definition: workflow.Definition) -> workflow.Tra
     return steps[0] if len(steps) == 1 else None
 
 
-def _run_automatic_steps(case: Case, definition: workflow.Definition) -> None:
+def automatic_steps_run(case: Case, definition: workflow.Definition) -> None:
     """Take the steps the system takes by itself (marking on filing, executing a decision)."""
     for _ in range(len(definition.states)):
         step = _automatic_step(case, definition)
         if step is None or definition.is_terminal(case.state):
             return
         _apply(case, definition, step, actor=None, role="system", data=TransitionInput())
-
-
-def cases_unrouted_redrive(*, older_than_seconds: int = ROUTING_GRACE_SECONDS) -> list[int]:
-    """Queue routing again for cases whose message was lost (a killed worker, a flushed Redis)."""
-    from objections.tasks import case_route_task
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        Case.objects.filter(routed_at__isnull=True, filed_at__lte=cutoff).values_list(
-            "id", flat=True
-        )
-    )
-    for case_id in ids:
-        case_route_task.delay(case_id=case_id)
-    return ids
-
-
-# ---------------------------------------------------------------------------------------------
-# Transitions
 
 
 def _checked_input(step: workflow.Transition, data: TransitionInput) -> TransitionInput:
@@ -633,7 +361,7 @@ def _apply(
         if source != step.target:
             clocks.clocks_stop_outside(case=case, definition=definition, state=step.target, now=now)
         clocks.clocks_start(case=case, definition=definition, state=step.target, today=today)
-    _run_effects(case, step, actor=actor or approved_by)
+    effects_run(case, step, actor=actor or approved_by)
     case.next_due_on = clocks.case_next_due(case)
     case.lock_version += 1
     try:
@@ -662,7 +390,7 @@ def _apply(
     if role != "system":
         # One notification per person's step: the automatic steps that follow it (or that
         # follow routing) are told by the same message.
-        _run_automatic_steps(case, definition)
+        automatic_steps_run(case, definition)
         notify(case_id=case.pk, event="decided" if not case.is_open else "transitioned")
     return case
 
@@ -679,83 +407,3 @@ def _lapse_approvals(case: Case, *, actor: User | None) -> None:
             case_reference=case.reference,
             data={"transition": approval.transition, "approval": approval.pk},
         )
-
-
-# Effects on the record, by kind. notify_* and escalate travel with the notification that is
-# queued after the transition.
-MARK_EFFECTS = {"mark_record": True, "unmark_record": False}
-STATUS_EFFECTS = {
-    "delete_record": CreditRecord.Status.DELETED,
-    "end_publication": CreditRecord.Status.PUBLICATION_ENDED,
-}
-
-
-def _run_effects(case: Case, step: workflow.Transition, *, actor: User | None) -> None:
-    record_id, reference = case.record_id, case.reference
-    for effect in step.effects:
-        if effect in MARK_EFFECTS:
-            record_services.record_mark(
-                record_id=record_id,
-                under_objection=MARK_EFFECTS[effect],
-                actor=actor,
-                case_reference=reference,
-            )
-        elif effect in STATUS_EFFECTS:
-            record_services.record_status_set(
-                record_id=record_id,
-                status=STATUS_EFFECTS[effect],
-                actor=actor,
-                case_reference=reference,
-            )
-        elif effect == "apply_correction" and case.correction:
-            record_services.record_correct(
-                record_id=record_id,
-                changes=_typed_correction(case.correction),
-                actor=actor,
-                case_reference=reference,
-            )
-        elif effect == "annotate_repaired":
-            record_services.record_annotate_repaired(
-                record_id=record_id, actor=actor, case_reference=reference
-            )
-
-
-def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
-    typed: dict[str, Any] = {}
-    for name, value in correction.items():
-        if name in ("decision_date", "conduct_ended_on") and isinstance(value, str):
-            typed[name] = date.fromisoformat(value) if value else None
-        else:
-            typed[name] = value
-    return typed
-
-
-# ---------------------------------------------------------------------------------------------
-# After a refusal
-
-
-@audited()
-def case_dispute_statement_add(*, case_id: int, actor: User, text: str) -> DisputeStatement:
-    """The applicant's statement of dispute, kept with the record after a refused objection."""
-    case = Case.objects.select_for_update(of=("self",)).select_related("record").get(pk=case_id)
-    if "citizen" not in case_roles_for(user=actor, case=case):
-        raise RoleNotAllowed("Only the applicant may add a statement of dispute.")
-    if case.is_open or case.outcome not in (Case.Outcome.REFUSED, Case.Outcome.KEPT_WITH_NOTE):
-        raise TransitionNotAvailable("A statement of dispute follows a refused, closed case.")
-    if not text.strip():
-        raise MissingFields("The statement is empty.", fields=["text"])
-    try:
-        with transaction.atomic():
-            statement = DisputeStatement.objects.create(
-                record=case.record, case=case, text=text.strip(), author=actor
-            )
-    except IntegrityError as error:
-        raise CaseConflict("This case already has a statement of dispute.") from error
-    audit_record(
-        actor=actor,
-        action="record.dispute_added",
-        target=case.record,
-        case_reference=case.reference,
-        data={"statement": statement.pk},
-    )
-    return statement

@@ -1,0 +1,66 @@
+"""The effects of a step on the credit record, through the record services (each audited)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from accounts.models import User
+from objections import workflow
+from objections.models import (
+    Case,
+)
+from records import services as record_services
+from records.models import CreditRecord
+
+if TYPE_CHECKING:
+    pass
+
+
+# Effects on the record, by kind. notify_* and escalate travel with the notification that is
+# queued after the transition.
+MARK_EFFECTS = {"mark_record": True, "unmark_record": False}
+STATUS_EFFECTS = {
+    "delete_record": CreditRecord.Status.DELETED,
+    "end_publication": CreditRecord.Status.PUBLICATION_ENDED,
+}
+
+
+def effects_run(case: Case, step: workflow.Transition, *, actor: User | None) -> None:
+    record_id, reference = case.record_id, case.reference
+    for effect in step.effects:
+        if effect in MARK_EFFECTS:
+            record_services.record_mark(
+                record_id=record_id,
+                under_objection=MARK_EFFECTS[effect],
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect in STATUS_EFFECTS:
+            record_services.record_status_set(
+                record_id=record_id,
+                status=STATUS_EFFECTS[effect],
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect == "apply_correction" and case.correction:
+            record_services.record_correct(
+                record_id=record_id,
+                changes=_typed_correction(case.correction),
+                actor=actor,
+                case_reference=reference,
+            )
+        elif effect == "annotate_repaired":
+            record_services.record_annotate_repaired(
+                record_id=record_id, actor=actor, case_reference=reference
+            )
+
+
+def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
+    typed: dict[str, Any] = {}
+    for name, value in correction.items():
+        if name in ("decision_date", "conduct_ended_on") and isinstance(value, str):
+            typed[name] = date.fromisoformat(value) if value else None
+        else:
+            typed[name] = value
+    return typed
