@@ -54,7 +54,9 @@ CONCURRENT_ROUNDS = 2
 PARALLEL_CASES = 200
 # Every module that records audit events, for switching auditing off in the unaudited variants.
 AUDITING_MODULES = (
-    "objections.services.cases",
+    "objections.services.filing",
+    "objections.services.routing",
+    "objections.services.transitions",
     "objections.services.clocks",
     "records.services",
 )
