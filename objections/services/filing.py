@@ -49,6 +49,9 @@ DEFINITION_KEYS = {
 
 
 def current_definition_row(key: str) -> WorkflowDefinition:
+    """The current stored version of a workflow. The built-in definitions are stored here, the
+    one place that seeds them, the first time a jurisdiction's case needs one (a jurisdiction may
+    be configured long after the last migration); `load_demo` calls the same sync."""
     from objections.models import WorkflowDefinition
     from objections.services.definitions import workflow_definitions_sync
 
