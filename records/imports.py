@@ -8,9 +8,11 @@ writer copies the current one in, so Python and PostgreSQL work at the same time
 - a chunk that meets stored rows is copied into a staging table instead and applied with
   set-based SQL: changed records keep their previous content as a `CreditRecordVersion`, rows
   whose content is unchanged are left alone, so re-running a file changes nothing;
-- subjects new to the file get ids reserved from their sequence by the reader; the writer
-  stores them at the end of the batch, skips those stored already and points the records at
-  the stored ones (see `_Writer`).
+- subjects new to the file are encrypted and formatted by the reader; the writer reserves their
+  ids from the sequence on the import's one connection, stores them at the end of the batch,
+  skips those stored already and points the records at the stored ones (see `_Writer`). The
+  reader thread never touches the database: an import holds exactly one connection, which a
+  transaction-mode pooler can give it.
 
 SQLite (development and the default test run) takes the staged path for every chunk, in one
 thread. The whole batch is one transaction with one audit event.
@@ -649,16 +651,15 @@ CHUNK_ROWS = 50_000
 class _Chunk:
     """Validated rows and the subjects first seen among them, ready to be written.
 
-    On PostgreSQL the reader thread has formatted the records as COPY text with their subjects'
-    ids (`records_copy`), reserving an id for every subject new to this file, and each new
-    subject as a line of COPY text (`subject_lines`: hash, reserved id, line). On SQLite the
-    writer resolves the ids: `lines` are the records' COPY text without the subject's id,
-    `subjects` the new subjects as tuples.
+    `lines` are the records' COPY text without the subject's id, `subject_hashes` the subject of
+    each. On PostgreSQL the reader thread has also formatted each new subject as COPY text but
+    for its leading id (`subject_tails`: hash, the line after the id), and the writer, on the
+    import's one connection, reserves their ids and completes the text. On SQLite `subjects`
+    holds the new subjects as tuples and the writer resolves the ids.
     """
 
     rows: int
-    records_copy: bytes = b""
-    subject_lines: list[tuple[str, int, str]] = field(default_factory=list)
+    subject_tails: list[tuple[str, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     subject_hashes: list[str] = field(default_factory=list)  # of each line
     subjects: list[tuple[Any, ...]] = field(default_factory=list)
@@ -684,92 +685,55 @@ _SUBJECT_COLUMNS = (
 )
 
 
-class _SubjectIdReserver:
-    """Reserves ids from the subjects' sequence for the reader thread, on its own connection.
-
-    Every subject new to the file gets one, stored or not: the writer stores the new subjects
-    at the end of the batch and maps the ids of those already stored (by an earlier or a
-    concurrent import) to theirs, as its own transaction sees them.
-    """
-
-    # The reader must not wait forever on a lock its own import's transaction holds.
-    LOCK_TIMEOUT = "30s"
-
-    def __init__(self, sequence: str) -> None:
-        self.sequence = sequence
-        self.prepared = False
-
-    def reserve(self, count: int) -> list[int]:
-        if not count:
-            return []
-        with connection.cursor() as cursor:
-            if not self.prepared:
-                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [self.LOCK_TIMEOUT])
-                self.prepared = True
-            cursor.execute(
-                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [self.sequence, count]
-            )
-            return [row[0] for row in cursor.fetchall()]
-
-
 def _chunks(
     staged_rows: Iterator[tuple[str, str]],
     validator: _RowValidator,
     *,
     now: datetime,
-    subject_sequence: str = "",
+    postgresql: bool = False,
 ) -> Generator[_Chunk, None, None]:
-    """Cut the validated rows into chunks, each with the new subjects its rows refer to."""
+    """Cut the validated rows into chunks, each with the new subjects its rows refer to.
+
+    Encrypting and formatting the new subjects is the reader's work; only their ids, which come
+    from the database, are left to the writer.
+    """
     encrypt = identifier_encrypt
     mask = identifiers.mask_identifier
     escape = _copy_escape
-    # PostgreSQL: the subjects' sequence, to reserve ids from. SQLite: "".
-    reserver = _SubjectIdReserver(subject_sequence) if subject_sequence else None
-    ids: dict[str, int] = {}
     subject_suffix = f"\tf\t{now.isoformat()}\t{now.isoformat()}\n"
     while True:
         rows = list(itertools.islice(staged_rows, CHUNK_ROWS))
         if not rows:
             return
         new_subjects = validator.take_new_subjects()
-        if reserver is None:
-            yield _Chunk(
-                rows=len(rows),
-                lines=[line for line, _ in rows],
-                subject_hashes=[subject_hash for _, subject_hash in rows],
-                subjects=[
-                    (
-                        subject_hash,
-                        subject.kind,
-                        subject.name,
-                        encrypt(subject.identifier),
-                        mask(subject.identifier),
-                        validator.public_id(),
-                    )
-                    for subject_hash, subject in new_subjects
-                ],
-            )
-            continue
-        for (subject_hash, _), subject_id in zip(
-            new_subjects, reserver.reserve(len(new_subjects)), strict=True
-        ):
-            ids[subject_hash] = subject_id
-        yield _Chunk(
+        chunk = _Chunk(
             rows=len(rows),
-            records_copy="".join(
-                [f"{line}\t{ids[subject_hash]}\n" for line, subject_hash in rows]
-            ).encode(),
-            subject_lines=[
+            lines=[line for line, _ in rows],
+            subject_hashes=[subject_hash for _, subject_hash in rows],
+        )
+        if postgresql:
+            chunk.subject_tails = [
                 (
                     subject_hash,
-                    ids[subject_hash],
-                    f"{ids[subject_hash]}\t{subject_hash}\t{subject.kind}\t"
-                    f"{escape(subject.name)}\t\\\\x{encrypt(subject.identifier).hex()}\t"
+                    f"\t{subject_hash}\t{subject.kind}\t{escape(subject.name)}\t"
+                    f"\\\\x{encrypt(subject.identifier).hex()}\t"
                     f"{mask(subject.identifier)}\t{validator.public_id()}{subject_suffix}",
                 )
                 for subject_hash, subject in new_subjects
-            ],
-        )
+            ]
+        else:
+            chunk.subjects = [
+                (
+                    subject_hash,
+                    subject.kind,
+                    subject.name,
+                    encrypt(subject.identifier),
+                    mask(subject.identifier),
+                    validator.public_id(),
+                )
+                for subject_hash, subject in new_subjects
+            ]
+        yield chunk
 
 
 class _ReaderFailed:
@@ -850,7 +814,9 @@ class _Writer:
         self.batch_id = batch_id
         self.now = now
         self.staged = self.inserted = self.updated = 0
-        self.subject_ids: dict[str, int] = {}  # SQLite
+        # Every subject the file names: id by hash (PostgreSQL: the new ones get reserved ids).
+        self.subject_ids: dict[str, int] = {}
+        self.subject_sequence = _subject_sequence() if postgresql else ""
         # PostgreSQL: the new subjects of every chunk (hash, reserved id, COPY line).
         self.new_subjects: list[tuple[str, int, str]] = []
         # Copy straight into the records table while the rows are new (see `write`).
@@ -881,18 +847,38 @@ class _Writer:
         """The COPY text of the columns from agency_id to updated_at of a new record."""
         return f"\t{agency_id}\tf\t1\t{now.isoformat()}\t{now.isoformat()}"
 
+    def _reserve(self, tails: list[tuple[str, str]]) -> None:
+        """PostgreSQL: reserve ids for the chunk's new subjects from their sequence, on the
+        import's own connection (one round trip), and complete their COPY text."""
+        if not tails:
+            return
+        self.cursor.execute(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            [self.subject_sequence, len(tails)],
+        )
+        for (subject_hash, tail), (subject_id,) in zip(tails, self.cursor.fetchall(), strict=True):
+            self.subject_ids[subject_hash] = subject_id
+            self.new_subjects.append((subject_hash, subject_id, f"{subject_id}{tail}"))
+
     def write(self, chunk: _Chunk) -> None:
         if self.postgresql:
-            self.new_subjects.extend(chunk.subject_lines)
+            self._reserve(chunk.subject_tails)
+            ids = self.subject_ids
+            records_copy = "".join(
+                [
+                    f"{line}\t{ids[subject_hash]}\n"
+                    for line, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
+                ]
+            ).encode()
             if self.direct:
                 table = f"records_creditrecord ({_RECORD_COLUMN_LIST})"
-                if self._copy_clean(table, chunk.records_copy):
+                if self._copy_clean(table, records_copy):
                     self.staged += chunk.rows
                     self.inserted += chunk.rows
                     return
                 self.direct = False
             self.cursor.execute("TRUNCATE import_staging")
-            _copy_in(self.cursor.cursor, "import_staging", chunk.records_copy)
+            _copy_in(self.cursor.cursor, "import_staging", records_copy)
         else:
             self._store_subjects(chunk)
             ids = self.subject_ids
@@ -1133,12 +1119,7 @@ def import_batch_run(
             file_format=file_format,
             sha256="",
         )
-        chunks = _chunks(
-            staged_rows,
-            validator,
-            now=now,
-            subject_sequence=_subject_sequence() if postgresql else "",
-        )
+        chunks = _chunks(staged_rows, validator, now=now, postgresql=postgresql)
         try:
             with connection.cursor() as cursor:
                 writer = _Writer(

@@ -7,12 +7,13 @@ the direct COPY path and a reader thread produces the chunks; on SQLite every ch
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
 from django.db import connection, transaction
 
-from records import imports
+from records import identifiers, imports
 from records.crypto import identifier_hash
 from records.imports import ImportFileInvalid
 from records.models import CreditRecord, CreditRecordVersion, ImportBatch, Subject
@@ -267,3 +268,39 @@ def test_committed_subjects_are_reused_and_one_deleted_in_the_same_transaction_i
     assert stored()["R-6"][2] == stored_again
     referenced = set(CreditRecord.objects.values_list("subject_id", flat=True))
     assert referenced <= set(Subject.objects.values_list("id", flat=True))
+
+
+@pytest.mark.postgres
+def test_an_import_holds_one_database_connection_however_many_chunks_it_reads(agency):
+    # given a file of many chunks, each naming subjects new to the file
+    from tests.conftest import other_connection
+
+    rows = [
+        row(f"R-{n}", subject_identifier=identifiers.make_resident_id(random.Random(n)))
+        for n in range(40)
+    ]
+    sessions: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with other_connection() as cursor:
+            while not done.is_set():
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                sessions.append(cursor.fetchone()[0])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        # when it is imported (the test's own connection is the import's)
+        report = run_import(agency, csv_bytes(rows))
+    finally:
+        done.set()
+        watcher.join()
+
+    # then no other session was opened for it: the reader thread works without the database
+    assert report.rows_inserted == 40
+    assert sessions
+    assert max(sessions) == 1
