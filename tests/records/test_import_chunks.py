@@ -13,9 +13,9 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from records import identifiers, imports
+from records import identifiers
 from records.crypto import identifier_hash
-from records.imports import ImportFileInvalid
+from records.imports import ImportFileInvalid, pipeline, writers
 from records.models import CreditRecord, CreditRecordVersion, ImportBatch, Subject
 from tests.conftest import FLUSHABLE_APPS
 from tests.factories import AgencyFactory
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_day")]
 
 @pytest.fixture(autouse=True)
 def two_rows_per_chunk(monkeypatch):
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
 
 
 def stored() -> dict[str, tuple[str, int, int]]:
@@ -181,8 +181,8 @@ def test_an_unreadable_line_in_a_later_chunk_leaves_nothing_behind(agency):
 
 
 def test_a_database_error_part_way_stops_the_reader_and_keeps_nothing(agency, monkeypatch):
-    written: list[imports._Chunk] = []
-    original = imports._Writer.write
+    written: list[writers._Chunk] = []
+    original = writers._Writer.write
 
     def fail_on_third(self, chunk):
         if len(written) == 2:
@@ -190,7 +190,7 @@ def test_a_database_error_part_way_stops_the_reader_and_keeps_nothing(agency, mo
         written.append(chunk)
         original(self, chunk)
 
-    monkeypatch.setattr(imports._Writer, "write", fail_on_third)
+    monkeypatch.setattr(writers._Writer, "write", fail_on_third)
     rows = [row(f"R-{number}") for number in range(1, 30)]
 
     with pytest.raises(RuntimeError, match="disk full"):
@@ -206,12 +206,12 @@ def test_reader_errors_reach_the_consumer_and_an_abandoned_reader_stops():
         yield "first"
         raise ValueError("malformed")
 
-    produced = imports._read_ahead(broken())  # type: ignore[arg-type]
+    produced = pipeline._read_ahead(broken())  # type: ignore[arg-type]
     assert next(produced) == "first"
     with pytest.raises(ValueError, match="malformed"):
         next(produced)
 
-    endless = imports._read_ahead(iter(range(10**9)))  # type: ignore[arg-type]
+    endless = pipeline._read_ahead(iter(range(10**9)))  # type: ignore[arg-type]
     assert [next(endless) for _ in range(3)] == [0, 1, 2]
     endless.close()
     assert not [t for t in threading.enumerate() if t.name == "import-reader"]

@@ -206,7 +206,7 @@ def test_failure_half_way_leaves_nothing_applied(agency, monkeypatch):
         raise RuntimeError("audit store unavailable")
 
     # The records, subjects and versions are already written when the audit write fails.
-    monkeypatch.setattr("records.imports.audit_record", explode)
+    monkeypatch.setattr("records.imports.pipeline.audit_record", explode)
     content = csv_bytes([row("R-1", title="改动"), row("R-2", subject_identifier=OTHER_PERSON_ID)])
     with pytest.raises(RuntimeError, match="audit store unavailable"):
         run_import(agency, content)
