@@ -101,3 +101,25 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
         if create and extracted:
             group, _ = Group.objects.get_or_create(name=extracted)
             self.groups.add(group)
+
+
+def registry_record(
+    agency_code: str, subject: Subject, number: str, **fields: object
+) -> CreditRecord:
+    """A general penalty of the demo registry's `agency_code` about `subject` (the one builder
+    of case tests' records: a stored agency and the national catalogue entry)."""
+    values: dict[str, object] = {
+        "agency": Agency.objects.get(code=agency_code),
+        "subject": subject,
+        "record_number": number,
+        "category": CatalogueEntry.objects.get(
+            jurisdiction__code="national", code="penalty-general"
+        ),
+        "decision_date": date(2024, 1, 10),
+        "conduct_ended_on": date(2024, 1, 1),
+        "publication_start": date(2024, 1, 10),
+        "publication_end": date(2027, 1, 10),
+        "retention_end": date(2029, 1, 1),
+    }
+    values.update(fields)
+    return CreditRecordFactory(**values)

@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -33,11 +32,11 @@ from audit.models import AuditEvent
 from objections.models import Case
 from objections.services import case_file, workflow_definitions_sync
 from records import demo
-from records.models import Agency, CatalogueEntry, CreditRecord, Subject
+from records.models import Agency, CreditRecord, Subject
 from records.services import subject_access_grant
 from scs_cases.celery import app as celery_app
 from tests import clock
-from tests.factories import CreditRecordFactory, SubjectFactory, UserFactory
+from tests.factories import SubjectFactory, UserFactory, registry_record
 
 ROOT = Path(__file__).resolve().parents[2]
 # Celery's default queue: the Redis list the producer pushes to and the worker pops from.
@@ -243,22 +242,7 @@ class World:
 
 
 def shanghai_record(subject: Subject, number: str) -> CreditRecord:
-    return cast(
-        CreditRecord,
-        CreditRecordFactory(
-            agency=Agency.objects.get(code="shanghai-market"),
-            subject=subject,
-            record_number=number,
-            category=CatalogueEntry.objects.get(
-                jurisdiction__code="national", code="penalty-general"
-            ),
-            decision_date=date(2024, 1, 10),
-            conduct_ended_on=date(2024, 1, 1),
-            publication_start=date(2024, 1, 10),
-            publication_end=date(2027, 1, 10),
-            retention_end=date(2029, 1, 1),
-        ),
-    )
+    return registry_record("shanghai-market", subject, number)
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import pytest
 
 from accounts.models import User
 from objections.services import workflow_definitions_sync
 from records import demo
-from records.models import Agency, CatalogueEntry, CreditRecord, Subject
+from records.models import Agency, CreditRecord, Subject
 from records.services import subject_access_grant
-from tests.factories import CreditRecordFactory, SubjectFactory, UserFactory
+from tests.factories import SubjectFactory, UserFactory, registry_record
 
 
 @dataclass
@@ -37,20 +36,6 @@ class World:
 
     def agency(self, code: str) -> Agency:
         return Agency.objects.get(code=code)
-
-
-def _record(agency_code: str, subject: Subject, number: str) -> CreditRecord:
-    return CreditRecordFactory(
-        agency=Agency.objects.get(code=agency_code),
-        subject=subject,
-        record_number=number,
-        category=CatalogueEntry.objects.get(jurisdiction__code="national", code="penalty-general"),
-        decision_date=date(2024, 1, 10),
-        conduct_ended_on=date(2024, 1, 1),
-        publication_start=date(2024, 1, 10),
-        publication_end=date(2027, 1, 10),
-        retention_end=date(2029, 1, 1),
-    )
 
 
 @pytest.fixture
@@ -85,9 +70,9 @@ def world(db: None) -> World:
         zj_caseworker=staff("zj-cw", "caseworker", "zhejiang-credit-centre"),
         zj_supervisor=staff("zj-sup", "supervisor", "zhejiang-credit-centre"),
         zj_agency_caseworker=staff("zj-market-cw", "caseworker", "zhejiang-market"),
-        sh_record=_record("shanghai-market", subject, "SH-1"),
-        zj_record=_record("zhejiang-market", subject, "ZJ-1"),
-        hb_record=_record("hubei-market", subject, "HB-1"),
-        cn_record=_record("national-market", subject, "CN-1"),
-        other_record=_record("shanghai-market", other_subject, "SH-2"),
+        sh_record=registry_record("shanghai-market", subject, "SH-1"),
+        zj_record=registry_record("zhejiang-market", subject, "ZJ-1"),
+        hb_record=registry_record("hubei-market", subject, "HB-1"),
+        cn_record=registry_record("national-market", subject, "CN-1"),
+        other_record=registry_record("shanghai-market", other_subject, "SH-2"),
     )

@@ -42,6 +42,7 @@ from tests.factories import (
     CreditRecordFactory,
     SubjectFactory,
     UserFactory,
+    registry_record,
 )
 from tests.objections.conftest import World
 
@@ -127,18 +128,11 @@ def nothing_filed() -> dict[str, int]:
 
 
 def zhejiang_record(world: World, number: str) -> CreditRecord:
-    return CreditRecordFactory(
-        agency=world.agency("zhejiang-market"), subject=world.subject, record_number=number
-    )
+    return registry_record("zhejiang-market", world.subject, number)
 
 
 def shanghai_record(world: World, number: str, **fields: Any) -> CreditRecord:
-    return CreditRecordFactory(
-        agency=world.agency("shanghai-market"),
-        subject=world.subject,
-        record_number=number,
-        **fields,
-    )
+    return registry_record("shanghai-market", world.subject, number, **fields)
 
 
 # ---------------------------------------------------------------------------------------------
