@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from accounts.models import User
+from audit.models import AuditEvent
+from objections.models import Case, Clock, PendingApproval
 from objections.services import workflow_definitions_sync
 from records import demo
-from records.models import Agency, CreditRecord, Subject
+from records.models import Agency, CreditRecord, CreditRecordVersion, Subject
 from records.services import subject_access_grant
 from tests.factories import SubjectFactory, UserFactory, registry_record
 
@@ -76,3 +79,36 @@ def world(db: None) -> World:
         cn_record=registry_record("national-market", subject, "CN-1"),
         other_record=registry_record("shanghai-market", other_subject, "SH-2"),
     )
+
+
+def case_snapshot(case: Case) -> dict[str, Any]:
+    """Everything a refused request must leave as it was."""
+    case = Case.objects.get(pk=case.pk)
+    record = CreditRecord.objects.get(pk=case.record_id)
+    return {
+        "state": case.state,
+        "is_open": case.is_open,
+        "lock_version": case.lock_version,
+        "outcome": case.outcome,
+        "reasons": case.reasons,
+        "next_due_on": case.next_due_on,
+        "clocks": list(
+            Clock.objects.filter(case=case)
+            .order_by("id")
+            .values_list("timer", "status", "due_on", "extended_by", "trace")
+        ),
+        "approvals": list(
+            PendingApproval.objects.filter(case=case)
+            .order_by("id")
+            .values_list("id", "transition", "approved", "decided_by_id")
+        ),
+        "record": (
+            record.title,
+            record.status,
+            record.version,
+            record.under_objection,
+            record.content_hash,
+        ),
+        "record_versions": CreditRecordVersion.objects.filter(record=record).count(),
+        "audit_events": AuditEvent.objects.count(),
+    }

@@ -44,7 +44,7 @@ from tests.factories import (
     UserFactory,
     registry_record,
 )
-from tests.objections.conftest import World
+from tests.objections.conftest import World, case_snapshot
 
 CASES = "/api/v1/cases/"
 
@@ -88,39 +88,6 @@ def transition(user: User, case: Case, name: str, **data: Any) -> Any:
     return api(user).post(
         f"{CASES}{case.reference}/transitions/", {"transition": name, **data}, format="json"
     )
-
-
-def snapshot(case: Case) -> dict[str, Any]:
-    """Everything a refused request must leave as it was."""
-    case = Case.objects.get(pk=case.pk)
-    record = CreditRecord.objects.get(pk=case.record_id)
-    return {
-        "state": case.state,
-        "is_open": case.is_open,
-        "lock_version": case.lock_version,
-        "outcome": case.outcome,
-        "reasons": case.reasons,
-        "next_due_on": case.next_due_on,
-        "clocks": list(
-            Clock.objects.filter(case=case)
-            .order_by("id")
-            .values_list("timer", "status", "due_on", "extended_by", "trace")
-        ),
-        "approvals": list(
-            PendingApproval.objects.filter(case=case)
-            .order_by("id")
-            .values_list("id", "transition", "approved", "decided_by_id")
-        ),
-        "record": (
-            record.title,
-            record.status,
-            record.version,
-            record.under_objection,
-            record.content_hash,
-        ),
-        "record_versions": CreditRecordVersion.objects.filter(record=record).count(),
-        "audit_events": AuditEvent.objects.count(),
-    }
 
 
 def nothing_filed() -> dict[str, int]:
@@ -272,7 +239,7 @@ def test_filing_a_correction_of_a_field_that_cannot_be_corrected_is_refused(worl
 def test_a_second_open_objection_on_the_same_record_is_409(world: World):
     first = file_case(world.citizen, world.sh_record)
     before = nothing_filed()
-    first_before = snapshot(first)
+    first_before = case_snapshot(first)
 
     response = api(world.citizen).post(CASES, filing(world.sh_record), format="json")
 
@@ -282,7 +249,7 @@ def test_a_second_open_objection_on_the_same_record_is_409(world: World):
         "code": "case_conflict",
     }
     assert nothing_filed() == before
-    assert snapshot(first) == first_before
+    assert case_snapshot(first) == first_before
 
 
 def test_repair_of_a_record_whose_category_is_not_repairable_is_refused(world: World):
@@ -607,7 +574,7 @@ def test_caseworker_starts_the_review(world: World, marked_case: Case):
 
 
 def test_grant_without_reasons_is_400_and_changes_nothing(world: World, reviewed_case: Case):
-    before = snapshot(reviewed_case)
+    before = case_snapshot(reviewed_case)
 
     response = transition(world.caseworker, reviewed_case, "grant", outcome="granted")
 
@@ -617,7 +584,7 @@ def test_grant_without_reasons_is_400_and_changes_nothing(world: World, reviewed
         "code": "missing_fields",
         "fields": ["reasons"],
     }
-    assert snapshot(reviewed_case) == before
+    assert case_snapshot(reviewed_case) == before
 
 
 def test_grant_with_reasons_executes_the_correction_and_closes_the_case(
@@ -673,18 +640,18 @@ def test_grant_with_reasons_executes_the_correction_and_closes_the_case(
 def test_a_decision_whose_outcome_contradicts_it_is_400(
     world: World, reviewed_case: Case, name: str, outcome: str
 ):
-    before = snapshot(reviewed_case)
+    before = case_snapshot(reviewed_case)
 
     response = transition(
         world.caseworker, reviewed_case, name, outcome=outcome, reasons="Checked the file."
     )
 
     assert response.status_code == 400
-    assert snapshot(reviewed_case) == before
+    assert case_snapshot(reviewed_case) == before
 
 
 def test_citizen_may_not_grant_403(world: World, reviewed_case: Case):
-    before = snapshot(reviewed_case)
+    before = case_snapshot(reviewed_case)
 
     response = transition(
         world.citizen, reviewed_case, "grant", outcome="granted", reasons="I say so."
@@ -695,11 +662,11 @@ def test_citizen_may_not_grant_403(world: World, reviewed_case: Case):
         "detail": "Your role on this case may not take 'grant'.",
         "code": "role_not_allowed",
     }
-    assert snapshot(reviewed_case) == before
+    assert case_snapshot(reviewed_case) == before
 
 
 def test_a_transition_not_open_in_the_current_state_is_409(world: World, marked_case: Case):
-    before = snapshot(marked_case)
+    before = case_snapshot(marked_case)
 
     response = transition(
         world.caseworker, marked_case, "grant", outcome="granted", reasons="Obviously wrong."
@@ -712,11 +679,11 @@ def test_a_transition_not_open_in_the_current_state_is_409(world: World, marked_
         "state": "marked",
         "available": ["forward", "start_review", "withdraw"],
     }
-    assert snapshot(marked_case) == before
+    assert case_snapshot(marked_case) == before
 
 
 def test_a_stale_lock_version_is_409_and_changes_nothing(world: World, marked_case: Case):
-    before = snapshot(marked_case)
+    before = case_snapshot(marked_case)
 
     response = transition(
         world.caseworker, marked_case, "start_review", lock_version=marked_case.lock_version - 1
@@ -728,11 +695,11 @@ def test_a_stale_lock_version_is_409_and_changes_nothing(world: World, marked_ca
         "code": "case_conflict",
         "lock_version": marked_case.lock_version,
     }
-    assert snapshot(marked_case) == before
+    assert case_snapshot(marked_case) == before
 
 
 def test_an_unknown_transition_is_409(world: World, marked_case: Case):
-    before = snapshot(marked_case)
+    before = case_snapshot(marked_case)
 
     response = transition(world.caseworker, marked_case, "approve_everything")
 
@@ -741,17 +708,17 @@ def test_an_unknown_transition_is_409(world: World, marked_case: Case):
         "detail": "This workflow has no transition 'approve_everything'.",
         "code": "transition_not_available",
     }
-    assert snapshot(marked_case) == before
+    assert case_snapshot(marked_case) == before
 
 
 def test_another_citizen_posting_a_transition_gets_404(world: World, marked_case: Case):
-    before = snapshot(marked_case)
+    before = case_snapshot(marked_case)
 
     response = transition(world.other_citizen, marked_case, "withdraw")
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
-    assert snapshot(marked_case) == before
+    assert case_snapshot(marked_case) == before
 
 
 def test_citizen_withdraws_a_marked_case(world: World, marked_case: Case):
@@ -845,7 +812,7 @@ def test_an_extension_request_waits_for_a_second_person(world: World, zj_case: C
 
 def test_the_requester_may_not_approve_their_own_extension(world: World, zj_case: Case):
     approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
-    before = snapshot(zj_case)
+    before = case_snapshot(zj_case)
 
     response = api(world.zj_caseworker).post(
         approvals_url(zj_case, approval_id), {"approve": True}, format="json"
@@ -856,7 +823,7 @@ def test_the_requester_may_not_approve_their_own_extension(world: World, zj_case
         "detail": "The person who asked for a step cannot approve it.",
         "code": "role_not_allowed",
     }
-    assert snapshot(zj_case) == before
+    assert case_snapshot(zj_case) == before
 
 
 def test_the_supervisor_approves_the_extension_and_the_deadline_moves(world: World, zj_case: Case):
@@ -895,7 +862,7 @@ def test_an_extension_beyond_20_working_days_in_all_is_refused(world: World, zj_
     first = request_extension(world, zj_case, 15).json()["pending_approval"]["id"]
     approved = supervisor.post(approvals_url(zj_case, first), {"approve": True}, format="json")
     assert approved.status_code == 200
-    before = snapshot(zj_case)
+    before = case_snapshot(zj_case)
 
     response = request_extension(world, zj_case, 1)
 
@@ -908,7 +875,7 @@ def test_an_extension_beyond_20_working_days_in_all_is_refused(world: World, zj_
         "code": "extension_refused",
         "cap": 20,
     }
-    assert snapshot(zj_case) == before
+    assert case_snapshot(zj_case) == before
     assert handling_clock(zj_case).extended_by == 15
 
 
@@ -916,13 +883,13 @@ def test_an_extension_beyond_20_working_days_in_all_is_refused(world: World, zj_
 def test_an_extension_request_that_can_never_be_approved_is_refused_at_once(
     world: World, zj_case: Case, days: int
 ):
-    before = snapshot(zj_case)
+    before = case_snapshot(zj_case)
 
     response = request_extension(world, zj_case, days)
 
     assert response.status_code == 400
     assert response.json()["code"] == "extension_refused"
-    assert snapshot(zj_case) == before
+    assert case_snapshot(zj_case) == before
 
 
 def test_the_supervisor_rejects_the_extension_and_the_deadline_stays(world: World, zj_case: Case):
@@ -955,7 +922,7 @@ def test_the_supervisor_rejects_the_extension_and_the_deadline_stays(world: Worl
 def test_an_approval_of_another_case_is_404_under_this_case(world: World, zj_case: Case):
     approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
     other = file_case(world.citizen, zhejiang_record(world, "ZJ-OTHER"))
-    before = snapshot(zj_case)
+    before = case_snapshot(zj_case)
 
     response = api(world.zj_supervisor).post(
         approvals_url(other, approval_id), {"approve": True}, format="json"
@@ -963,13 +930,13 @@ def test_an_approval_of_another_case_is_404_under_this_case(world: World, zj_cas
 
     assert response.status_code == 404
     assert response.json() == {"detail": "No such approval."}
-    assert snapshot(zj_case) == before
+    assert case_snapshot(zj_case) == before
 
 
 @pytest.mark.parametrize("outsider", ["supervisor", "other_citizen"])
 def test_an_approval_outside_the_callers_scope_is_404(world: World, zj_case: Case, outsider: str):
     approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
-    before = snapshot(zj_case)
+    before = case_snapshot(zj_case)
 
     response = api(getattr(world, outsider)).post(
         approvals_url(zj_case, approval_id), {"approve": True}, format="json"
@@ -977,7 +944,7 @@ def test_an_approval_outside_the_callers_scope_is_404(world: World, zj_case: Cas
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
-    assert snapshot(zj_case) == before
+    assert case_snapshot(zj_case) == before
 
 
 @pytest.fixture

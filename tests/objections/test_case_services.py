@@ -31,6 +31,7 @@ from objections.services import (
 )
 from records.models import CreditRecord, CreditRecordVersion
 from tests.factories import CatalogueEntryFactory, CreditRecordFactory
+from tests.objections.conftest import case_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -60,21 +61,6 @@ def routed(world, record=None, **overrides) -> Case:
 def events(case: Case, action: str | None = None) -> list[AuditEvent]:
     found = AuditEvent.objects.filter(case_reference=case.reference).order_by("sequence")
     return list(found.filter(action=action) if action else found)
-
-
-def snapshot(case: Case) -> tuple[object, ...]:
-    case.refresh_from_db()
-    record = CreditRecord.objects.get(pk=case.record_id)
-    return (
-        case.state,
-        case.lock_version,
-        case.is_open,
-        record.under_objection,
-        record.version,
-        record.title,
-        AuditEvent.objects.count(),
-        Clock.objects.filter(case=case).count(),
-    )
 
 
 # --- filing -------------------------------------------------------------------------------------
@@ -237,11 +223,11 @@ def test_routing_starts_the_clocks_with_their_traces(world):
 
 def test_routing_twice_changes_nothing(world):
     case = routed(world)
-    before = snapshot(case)
+    before = case_snapshot(case)
 
     again = case_route(case_id=case.pk)
 
-    assert snapshot(again) == before
+    assert case_snapshot(again) == before
 
 
 def test_redrive_requeues_only_unrouted_cases_past_the_grace_period(world, monkeypatch):
@@ -314,20 +300,20 @@ def test_refusal_keeps_the_record_and_lets_the_applicant_add_a_statement(world):
 )
 def test_refused_transitions_change_nothing(world, who, transition, data, error):
     case = routed(world)
-    before = snapshot(case)
+    before = case_snapshot(case)
 
     with pytest.raises(error):
         case_transition(
             case_id=case.pk, transition=transition, actor=getattr(world, who), data=data
         )
 
-    assert snapshot(case) == before
+    assert case_snapshot(case) == before
 
 
 def test_decision_without_reasons_is_refused_and_changes_nothing(world):
     case = routed(world)
     case_transition(case_id=case.pk, transition="start_review", actor=world.caseworker)
-    before = snapshot(case)
+    before = case_snapshot(case)
 
     with pytest.raises(MissingFields) as caught:
         case_transition(
@@ -338,14 +324,14 @@ def test_decision_without_reasons_is_refused_and_changes_nothing(world):
         )
 
     assert caught.value.extra["fields"] == ["reasons"]
-    assert snapshot(case) == before
+    assert case_snapshot(case) == before
 
 
 def test_stale_lock_version_is_a_conflict(world):
     case = routed(world)
     seen = case.lock_version
     case_transition(case_id=case.pk, transition="start_review", actor=world.caseworker)
-    before = snapshot(case)
+    before = case_snapshot(case)
 
     with pytest.raises(CaseConflict, match="changed since you opened it"):
         case_transition(
@@ -355,7 +341,7 @@ def test_stale_lock_version_is_a_conflict(world):
             expected_lock_version=seen,
         )
 
-    assert snapshot(case) == before
+    assert case_snapshot(case) == before
 
 
 def test_forwarded_case_is_decided_by_the_providing_agency(world):
