@@ -137,8 +137,13 @@ class CreditRecordAdmin(admin.ModelAdmin):
 
 @admin.register(CreditRecordVersion)
 class CreditRecordVersionAdmin(admin.ModelAdmin):
+    """Read-only: a version is written by the import or a decided correction, never by hand."""
+
     list_display = ("record", "version", "superseded_at")
     raw_id_fields = ("record",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
-from records.models import SubjectUserObjectPermission
+from records.models import CreditRecordVersion, SubjectUserObjectPermission
 from records.selectors import subject_list_for_user
 from tests.factories import SubjectFactory, UserFactory
 
@@ -98,3 +98,13 @@ def test_the_dishonesty_flag_set_in_the_admin_leaves_one_audit_event(client):
         admin.pk,
         {"before": False, "after": True, "reason": "set in the admin"},
     )
+
+
+def test_the_admin_cannot_add_or_change_a_record_version(client):
+    client, _ = admin_client(client)
+
+    add = client.get("/admin/records/creditrecordversion/add/")
+    posted = client.post("/admin/records/creditrecordversion/add/", {"version": "9"})
+
+    assert (add.status_code, posted.status_code) == (403, 403)
+    assert not CreditRecordVersion.objects.exists()
