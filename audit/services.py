@@ -10,6 +10,7 @@ import hashlib
 import json
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.local import Local
@@ -46,11 +47,11 @@ class AuditInsideNestedAtomic(RuntimeError):
     """
 
 
-# audit_append_many() (migration 0005) locks the single-row chain head, appends the events in
-# order, each hashed over the previous hash, and advances the head once. The head's row lock
-# orders writers and keeps the sequence gap-free, because a rollback undoes the advance.
+# audit_append() (migration 0005) locks the single-row chain head, stamps the events with one
+# time that never runs backwards, and appends them in order, each hashed over the previous hash.
+# The head's row lock orders writers and keeps the sequence gap-free (a rollback undoes it).
 _APPEND_POSTGRESQL = (
-    "SELECT audit_append_many(%s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
+    "SELECT audit_append(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
 )
 
@@ -143,26 +144,26 @@ def audit_record(
     if target is not None:
         target_type = target._meta.label_lower
         target_id = target.pk
-    recorded_at = timezone.now()
     actor_id = actor.pk if actor is not None else None
     role = role or primary_role(actor)
     request_id = request_id_var.get()
     target_id = "" if target_id is None else str(target_id)
-    canonical = canonical_json(
+    head, tail = _canonical_around_time(
         {
             "action": action,
             "actor": actor_id,
             "case": case_reference,
             "data": data or {},
-            "recorded_at": recorded_at.isoformat(),
             "request": request_id,
             "role": role,
             "target": [target_type, target_id],
         }
     )
     row = (
-        canonical,
-        recorded_at,
+        head,
+        tail,
+        # The earliest the event may be stamped; the database stamps it under the chain lock.
+        timezone.now(),
         actor_id,
         role,
         action,
@@ -183,6 +184,25 @@ def audit_record(
     stack[-1].events.append(row)
 
 
+_TIME_SLOT = "\x01"  # never in canonical JSON: control characters are escaped there
+
+
+def _canonical_around_time(content: dict[str, Any]) -> tuple[str, str]:
+    """The event's canonical JSON, cut where its `recorded_at` value goes.
+
+    The time is put in when the event is written, under the chain-head lock, so that it never
+    runs backwards against the sequence.
+    """
+    text = canonical_json({**content, "recorded_at": _TIME_SLOT})
+    slot = text.rindex('"recorded_at":"\\u0001"') + len('"recorded_at":"')
+    return text[:slot], text[slot + len("\\u0001") :]
+
+
+def recorded_at_text(moment: datetime) -> str:
+    """`recorded_at` as the canonical JSON holds it (what PostgreSQL's audit_append writes)."""
+    return moment.astimezone(UTC).isoformat()
+
+
 def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql":
@@ -196,8 +216,15 @@ def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
 
 def _insert_portable(row: tuple[Any, ...]) -> None:
     # SQLite serialises write transactions, so reading the head and advancing it cannot interleave.
-    canonical, recorded_at, actor_id, role, action, target_type, target_id, case, request = row
+    before, after, earliest, actor_id, role, action, target_type, target_id, case, request = row
     head = AuditChainHead.objects.select_for_update().get(pk=1)
+    last = (
+        AuditEvent.objects.filter(sequence=head.sequence)
+        .values_list("recorded_at", flat=True)
+        .first()
+    )
+    recorded_at = max(earliest, timezone.now(), *([last] if last else []))
+    canonical = f"{before}{recorded_at_text(recorded_at)}{after}"
     sequence = head.sequence + 1
     digest = chain_hash(previous_hash=head.hash, sequence=sequence, canonical=canonical)
     AuditChainHead.objects.filter(pk=1).update(

@@ -24,7 +24,7 @@ from audit.verify import _CHUNK, audit_chain_verify
 from bench import common
 
 EVENTS = 1_000_000
-# audit_append_many advances the single chain-head row once per event: each leaves a row version
+# audit_append advances the single chain-head row once per event: each leaves a row version
 # that cannot be pruned before the commit, so very long transactions slow down.
 PER_TRANSACTION = 1_000
 TARGET_FACTOR = 2.0
@@ -167,7 +167,7 @@ def run() -> common.Result:
             f"Events: action {ACTION!r}, data {{'record': id, 'status': 'published'}}, no actor; "
             f"{PER_TRANSACTION:,} per transaction.",
             "Each audited() transaction writes its events in one statement just before it "
-            "commits (audit_append_many, migration audit/0005), on Django's own PostgreSQL "
+            "commits (audit_append, migration audit/0005), on Django's own PostgreSQL "
             "backend.",
             f"Scans: median of {REPEATS} passes, the three scans taking turns; VACUUM ANALYZE "
             "and a CHECKPOINT run before them, so the table is in the OS page cache for all.",

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from django.db import connection, connections
 from django.utils import timezone
@@ -50,7 +50,7 @@ CHUNK_ROWS = 50_000
 
 
 def _chunks(
-    staged_rows: Iterator[tuple[str, str]],
+    staged_rows: Iterator[tuple[Any, str]],
     validator: _RowValidator,
     *,
     now: datetime,
@@ -202,6 +202,7 @@ def import_batch_run(
             agency=agency,
             today=timezone.localdate(),
             copy_suffix=_Writer.constants(agency_id=agency.pk, now=now),
+            as_values=not postgresql,
         )
         rows = _csv_rows(text) if file_format == "csv" else _ndjson_rows(text)
         staged_rows = _validated(rows, validator, report, progress)

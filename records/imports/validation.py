@@ -148,11 +148,15 @@ class _Subject:
 class _RowValidator:
     """Turns raw rows into staging tuples or errors. Holds the per-batch state (duplicates)."""
 
-    def __init__(self, *, agency: Agency, today: date, copy_suffix: str = "") -> None:
+    def __init__(
+        self, *, agency: Agency, today: date, copy_suffix: str = "", as_values: bool = False
+    ) -> None:
         """`copy_suffix`: the COPY text of the columns every new record of the batch shares,
-        appended to each row (see `_Writer.constants`)."""
+        appended to each row (see `_Writer.constants`). `as_values`: stage each row as a tuple
+        of its values (SQLite) instead of COPY text (PostgreSQL)."""
         self.today = today
         self.copy_suffix = copy_suffix
+        self.as_values = as_values
         self.jurisdiction: Jurisdiction = agency.jurisdiction
         self.retention_months = self.jurisdiction.retention_years * 12
         self.retention_from_conduct = (
@@ -189,7 +193,7 @@ class _RowValidator:
 
     def validate(
         self, line: int, raw: list[str], problems: Iterable[tuple[str, str]] = ()
-    ) -> tuple[tuple[str, str] | None, list[RowError]]:
+    ) -> tuple[tuple[Any, str] | None, list[RowError]]:
         """Check one row: `raw` holds its values in the order of FIELDS ("" when absent);
         `problems` are (field, reason) pairs its reader found already (unknown fields)."""
         errors = [RowError(line, name, reason) for name, reason in problems] if problems else []
@@ -341,6 +345,23 @@ class _RowValidator:
             )
         )
         content_hash = hashlib.sha256(content.encode()).hexdigest()
+        if self.as_values:
+            staged_values = (
+                number,
+                category.id,
+                title,
+                facts,
+                document_number,
+                decision_text,
+                conduct_text or None,
+                decision_text,
+                publication_end_text,
+                retention_end_text,
+                status,
+                content_hash,
+                self.public_id(),
+            )
+            return (staged_values, subject_hash), errors
         # The row as COPY text (the columns of _RECORD_COLUMNS up to updated_at): only the
         # free-text fields can hold characters COPY needs escaped.
         if _COPY_SPECIAL.search(f"{number}{title}{facts}{document_number}"):
@@ -427,7 +448,7 @@ def _validated(
     validator: _RowValidator,
     report: ImportReport,
     progress: Callable[[int], object] | None,
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[Any, str]]:
     validate = validator.validate
     for line, values, problems in rows:
         report.rows_total += 1

@@ -68,8 +68,6 @@ def _copy_escape(value: str) -> str:
 
 # Shared by imports, taken exclusively by the delete guard on subjects, agencies and catalogue
 # entries (records migration 0002): no referenced row disappears while an import writes.
-
-
 IMPORT_LOCK_KEY = 7261034
 
 
@@ -77,32 +75,19 @@ IMPORT_LOCK_KEY = 7261034
 class _Chunk:
     """Validated rows and the subjects first seen among them, ready to be written.
 
-    `lines` are the records' COPY text without the subject's id, `subject_hashes` the subject of
-    each. On PostgreSQL the reader thread has also formatted each new subject as COPY text but
-    for its leading id (`subject_tails`: hash, the line after the id), and the writer, on the
-    import's one connection, reserves their ids and completes the text. On SQLite `subjects`
-    holds the new subjects as tuples and the writer resolves the ids.
+    `lines` are the records without the subject's id (COPY text on PostgreSQL, a tuple of values
+    on SQLite, so nothing is parsed back), `subject_hashes` the subject of each. On PostgreSQL
+    the reader thread has also formatted each new subject as COPY text but for its leading id
+    (`subject_tails`: hash, the line after the id), and the writer, on the import's one
+    connection, reserves their ids and completes the text. On SQLite `subjects` holds the new
+    subjects as tuples and the writer resolves the ids.
     """
 
     rows: int
     subject_tails: list[tuple[str, str]] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
+    lines: list[Any] = field(default_factory=list)
     subject_hashes: list[str] = field(default_factory=list)  # of each line
     subjects: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
-_COPY_ESCAPED = re.compile(r"\\(.)")
-
-
-def _copy_values(line: str) -> list[str | None]:
-    """The values of a line of COPY text (SQLite stages rows from the same text)."""
-    return [
-        None
-        if value == _NULL
-        else _COPY_ESCAPED.sub(lambda match: _COPY_UNESCAPES[match.group(1)], value)
-        for value in line.split("\t")
-    ]
 
 
 _SUBJECT_COLUMNS = (
@@ -204,15 +189,16 @@ class _Writer:
             self._store_subjects(chunk)
             ids = self.subject_ids
             self.cursor.execute("DELETE FROM import_staging")
-            # The COPY text's first 13 columns; the record's constants as Python values.
+            # The validator staged each row's 13 values (no COPY text to parse back); then the
+            # record's constants.
             constants = (self.agency_id, False, 1, self.now, self.now)
             self.cursor.executemany(
                 "INSERT INTO import_staging VALUES ("  # noqa: S608 - placeholders only
                 + ", ".join(["%s"] * len(_RECORD_COLUMNS))
                 + ")",
                 [
-                    (*_copy_values(line)[:13], *constants, ids[subject_hash])
-                    for line, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
+                    (*values, *constants, ids[subject_hash])
+                    for values, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
                 ],
             )
         staged, inserted, updated = _apply(

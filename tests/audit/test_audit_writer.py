@@ -7,8 +7,10 @@ events go with its savepoint.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg2
 import pytest
@@ -16,7 +18,7 @@ from django.db import DatabaseError, OperationalError, connection, connections, 
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditChainHead, AuditEvent
-from audit.services import AuditInsideNestedAtomic, audit_record, audited
+from audit.services import AuditInsideNestedAtomic, audit_record, audited, recorded_at_text
 from audit.verify import audit_chain_verify
 from objections.models import CalendarOverride
 from tests.conftest import FLUSHABLE_APPS, head_sequence
@@ -50,7 +52,7 @@ def test_a_transaction_writes_its_events_in_one_statement_after_every_other():
         event("test.third")
 
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert [sql for sql in statements if "audit_append_many" in sql] == statements[-1:]
+    assert [sql for sql in statements if "audit_append" in sql] == statements[-1:]
     assert actions_after(start) == ["test.first", "test.second", "test.third"]
     assert head_sequence() == start + 3
     assert audit_chain_verify().intact
@@ -266,3 +268,57 @@ def test_an_append_that_fails_at_the_end_rolls_the_change_back():
         step()
     assert not CalendarOverride.objects.exists()
     assert head_sequence() == start
+
+
+@pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE_APPS)
+@pytest.mark.postgres
+def test_recorded_at_never_runs_backwards_against_the_sequence_under_concurrency():
+    start = head_sequence()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for index in range(20):
+            with audited():
+                event("test.time", index)
+
+    threads = [_in_thread(work, errors) for _ in range(4)]
+    for thread in threads:
+        thread.join(60)
+
+    times = list(
+        AuditEvent.objects.filter(sequence__gt=start)
+        .order_by("sequence")
+        .values_list("recorded_at", flat=True)
+    )
+    assert errors == []
+    assert len(times) == 80
+    assert times == sorted(times)
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 31, 23, 59, 59, 0, tzinfo=UTC),
+        datetime(2027, 1, 1, 0, 0, 0, 5, tzinfo=UTC),
+        datetime(2026, 6, 15, 2, 0, 0, 123456, tzinfo=UTC),
+    ],
+)
+def test_the_database_writes_recorded_at_as_the_canonical_text_expects(moment: datetime):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT audit_recorded_at_text(%s)", [moment])
+        written = cursor.fetchone()[0]
+
+    assert written == recorded_at_text(moment)
+
+
+@pytest.mark.django_db
+def test_the_stored_canonical_text_holds_the_stored_time():
+    start = head_sequence()
+
+    with audited():
+        event("test.stamped")
+
+    stored = AuditEvent.objects.get(sequence=start + 1)
+    assert json.loads(stored.canonical)["recorded_at"] == recorded_at_text(stored.recorded_at)
