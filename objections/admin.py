@@ -22,6 +22,7 @@ from objections.services.calendars import (
     calendar_year_reopen,
 )
 from objections.services.definitions import workflow_definition_publish
+from scs_cases.errors import DomainError
 
 
 class WorkflowDefinitionForm(forms.ModelForm):
@@ -108,7 +109,10 @@ class CalendarYearForm(forms.ModelForm):
         cleaned: dict[str, Any] = super().clean() or {}
         year = cleaned.get("year") or self.instance.year
         if year is not None:
-            missing = calendar_year_missing(year=year)
+            try:
+                missing = calendar_year_missing(year=year)
+            except DomainError as error:
+                raise forms.ValidationError(error.message) from error
             if missing:
                 raise forms.ValidationError(
                     [

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django.db.models import Value
 from django.db.models.functions import Coalesce
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +30,7 @@ from objections.services import (
     case_transitions_available,
 )
 from records.selectors import record_get_for_user
-from scs_cases.pagination import MAX_LIMIT, Key, keyset_page, limit_from, page_response_data
+from scs_cases.pagination import Key, page_parameters, paged
 
 # Remaining statutory time first; a case without a running deadline after those with one.
 CASE_KEYS = (Key("is_open", descending=True), Key("due_key"), Key("id"))
@@ -147,25 +147,20 @@ class CaseListCreateApi(APIView):
         next = serializers.URLField(allow_null=True)
 
     @extend_schema(
-        operation_id="v1_cases_list",
-        parameters=[
-            OpenApiParameter("cursor", str, description="The `next` link's cursor."),
-            OpenApiParameter("limit", int, description=f"Cases per page, 1 to {MAX_LIMIT}."),
-        ],
-        responses=PageOutput,
+        operation_id="v1_cases_list", parameters=page_parameters("Cases"), responses=PageOutput
     )
     def get(self, request: Request) -> Response:
         cases = case_list_for_user(user=_user(request)).annotate(
             due_key=Coalesce("next_due_on", Value(NO_DEADLINE))
         )
-        page = keyset_page(
-            cases,
-            keys=CASE_KEYS,
-            cursor=request.query_params.get("cursor"),
-            limit=limit_from(request),
+        return Response(
+            paged(
+                request,
+                cases,
+                keys=CASE_KEYS,
+                output=lambda rows: CaseSummaryOutput(rows, many=True).data,
+            )
         )
-        results = CaseSummaryOutput(page.rows, many=True).data
-        return Response(page_response_data(request, page, list(results)))
 
     @extend_schema(request=InputSerializer, responses={201: CaseDetailOutput})
     def post(self, request: Request) -> Response:

@@ -106,12 +106,7 @@ def _entry(where: str, row: dict[str, Any], problems: list[str]) -> ScheduleEntr
     if kind not in KINDS:
         problems.append(f"{where}: kind {kind!r} must be rest or working")
         return None
+    # An empty name or source is refused by the calendar service's validation, with the day.
     name = str(row.get("name") or "").strip()
     source = str(row.get("source") or "").strip()
-    if not name:
-        problems.append(f"{where}: the name (which holiday) is empty")
-    if not source:
-        problems.append(f"{where}: the source (the notice) is empty")
-    if not name or not source:
-        return None
     return ScheduleEntry(day=day, working=KINDS[kind], name=name, source=source)

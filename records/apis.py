@@ -23,7 +23,7 @@ from records.imports import ImportFileInvalid
 from records.models import ImportJob
 from records.selectors import record_list_for_user, subject_get_for_user, subject_list_for_user
 from records.uploads import CappedUploadHandler
-from scs_cases.pagination import MAX_LIMIT, Key, keyset_page, limit_from, page_response_data
+from scs_cases.pagination import Key, page_parameters, paged
 
 RECORD_KEYS = (Key("decision_date", descending=True), Key("id", descending=True))
 
@@ -90,8 +90,7 @@ class MyRecordsApi(APIView):
         operation_id="v1_me_records_list",
         parameters=[
             OpenApiParameter("subject", str, description="A subject's id (optional)."),
-            OpenApiParameter("cursor", str, description="The `next` link's cursor."),
-            OpenApiParameter("limit", int, description=f"Records per page, 1 to {MAX_LIMIT}."),
+            *page_parameters("Records"),
         ],
         responses=PageOutput,
     )
@@ -100,14 +99,14 @@ class MyRecordsApi(APIView):
         subject = None
         if subject_id := request.query_params.get("subject"):
             subject = subject_get_for_user(user=user, public_id=subject_id)
-        page = keyset_page(
-            record_list_for_user(user=user, subject=subject),
-            keys=RECORD_KEYS,
-            cursor=request.query_params.get("cursor"),
-            limit=limit_from(request),
+        return Response(
+            paged(
+                request,
+                record_list_for_user(user=user, subject=subject),
+                keys=RECORD_KEYS,
+                output=lambda rows: RecordOutput(rows, many=True).data,
+            )
         )
-        results = RecordOutput(page.rows, many=True).data
-        return Response(page_response_data(request, page, list(results)))
 
 
 class CanImportRecords(BasePermission):

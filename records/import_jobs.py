@@ -45,7 +45,7 @@ def import_job_create(
     """Store an uploaded file for the actor's agency and queue its import."""
     if actor.agency_id is None:
         raise ImportFileInvalid("Only a user of an agency may import.")
-    detect_format(file_name, file_format)  # refuse a file type now, not in the worker
+    detected = detect_format(file_name, file_format)  # refuse a file type now, not in the worker
     stored = _folder() / f"{uuid.uuid4().hex}.upload"
     size = 0
     lines = 0
@@ -61,7 +61,7 @@ def import_job_create(
         file_format=file_format,
         stored_path=str(stored.relative_to(settings.MEDIA_ROOT)),
         size=size,
-        rows_estimated=max(lines - 1, 0) if file_format != "ndjson" else lines,
+        rows_estimated=lines if detected == "ndjson" else max(lines - 1, 0),  # CSV: a header
     )
     audit_record(
         actor=actor,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
@@ -91,7 +93,11 @@ def keyset_page(
     """The rows after `cursor` (from the start without one), at most `limit` of them."""
     ordered = queryset.order_by(*(key.order_by for key in keys))
     if cursor:
-        ordered = ordered.filter(_after(keys, _decode(cursor, len(keys))))
+        try:
+            ordered = ordered.filter(_after(keys, _decode(cursor, len(keys))))
+        except (DjangoValidationError, ValueError, TypeError) as error:
+            # Decoded, but with values of the wrong kind for the list's keys: not one of ours.
+            raise ValidationError({"cursor": "Not a cursor this list gave out."}) from error
     rows = list(ordered[: limit + 1])
     more, rows = len(rows) > limit, rows[:limit]
     if not more:
@@ -100,11 +106,29 @@ def keyset_page(
     return Page(rows=rows, next_cursor=_encode([getattr(last, key.name) for key in keys]))
 
 
-def page_response_data(request: Request, page: Page, results: list[Any]) -> dict[str, Any]:
-    """`results`, and the URL of the next page (`next`, null on the last one)."""
+def paged(
+    request: Request,
+    queryset: QuerySet[Any],
+    *,
+    keys: Sequence[Key],
+    output: Callable[[list[Any]], Any],
+) -> dict[str, Any]:
+    """The page the request asks for (`cursor`, `limit`): its rows through `output`, and the URL
+    of the next page (`next`, null on the last one)."""
+    page = keyset_page(
+        queryset, keys=keys, cursor=request.query_params.get("cursor"), limit=limit_from(request)
+    )
     next_url = None
     if page.next_cursor is not None:
         query = request.query_params.copy()
         query["cursor"] = page.next_cursor
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-    return {"results": results, "next": next_url}
+    return {"results": list(output(page.rows)), "next": next_url}
+
+
+def page_parameters(noun: str) -> list[OpenApiParameter]:
+    """The query parameters of a paged list, for its schema."""
+    return [
+        OpenApiParameter("cursor", str, description="The `next` link's cursor."),
+        OpenApiParameter("limit", int, description=f"{noun} per page, 1 to {MAX_LIMIT}."),
+    ]

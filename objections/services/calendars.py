@@ -12,11 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
+from accounts import roles
+from accounts.models import User
 from audit.services import audit_record, audited
 from objections.calendar import (
     DayOverride,
@@ -24,12 +28,9 @@ from objections.calendar import (
     package_covers,
     statutory_holidays_core,
 )
-from objections.models import CalendarOverride, CalendarYear
+from objections.models import CalendarOverride, CalendarYear, Clock
 from objections.schedule_files import ScheduleEntry
 from scs_cases.errors import DomainError
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 # Overrides change a few times a year; re-reading them once a minute keeps every deadline
 # computation in between free of queries, and the calendar's own day cache warm.
@@ -37,6 +38,9 @@ REFRESH_SECONDS = 60.0
 # The State Council publishes next year's schedule in the autumn; from this month and day on,
 # administrators are told until it is entered.
 WARN_FROM = (11, 1)
+
+# The years a schedule can be entered for: the platform's working life, with room either side.
+YEARS = range(2000, 2101)
 
 _cached: tuple[float, tuple[object, ...], WorkingCalendar] | None = None
 
@@ -166,6 +170,8 @@ def calendar_year_missing(*, year: int, days: Iterable[DayOverride] | None = Non
     cannot be checked against anything but the notice itself, so the form asks for them by name.
     A year the `chinesecalendar` package covers lacks nothing.
     """
+    if year not in YEARS:
+        raise DomainError(f"A schedule can be entered for the years {YEARS[0]} to {YEARS[-1]}.")
     if package_covers(year):
         return []
     if days is None:
@@ -375,22 +381,14 @@ def calendar_warning_text(years: Sequence[int]) -> str:
 
 
 def calendar_open_provisional_count() -> int:
-    from objections.models import Clock
-
     return Clock.objects.filter(
-        Q(provisional=True), status__in=(Clock.Status.RUNNING, Clock.Status.PAUSED)
+        provisional=True, status__in=(Clock.Status.RUNNING, Clock.Status.PAUSED)
     ).count()
 
 
 def calendar_reminder_send(*, today: date) -> int:
     """Email the administrators when a needed year's schedule is missing; at most once per ISO
     week (the beat task runs weekly, and a repeated run in the same week sends nothing)."""
-    from django.core.cache import cache
-    from django.core.mail import send_mail
-
-    from accounts import roles
-    from accounts.models import User
-
     years = calendar_years_needed(today=today)
     if not years:
         return 0

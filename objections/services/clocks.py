@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,8 @@ if TYPE_CHECKING:
 OPEN_STATUSES = (Clock.Status.RUNNING, Clock.Status.PAUSED)
 
 
-def _merge_years(*groups: object) -> list[int]:
-    years: set[int] = set()
-    for group in groups:
-        years.update(int(year) for year in group)  # type: ignore[attr-defined]
-    return sorted(years)
+def _merge_years(*groups: Iterable[int]) -> list[int]:
+    return sorted({int(year) for group in groups for year in group})
 
 
 def _remind_on(started_on: date, due_on: date, share: float) -> date:

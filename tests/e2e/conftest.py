@@ -74,6 +74,7 @@ ARTIFACTS_DIR = Path(
 DEMO_PASSWORDS = {
     "citizen": "citizen-demo-2026",
     "company-rep": "company-demo-2026",
+    "admin": "admin-demo-2026",
 }
 
 expect.set_options(timeout=TIMEOUT_MS)

@@ -19,6 +19,7 @@ from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
+from time_machine import TimeMachineFixture
 
 from accounts.models import User
 from audit.models import AuditEvent
@@ -36,6 +37,7 @@ from records import demo
 from records.dates import add_months
 from records.models import Agency, CatalogueEntry, CreditRecord, CreditRecordVersion
 from records.services import subject_access_grant
+from tests.clock import test_start as suite_start
 from tests.conftest import FLUSHABLE_APPS
 from tests.factories import (
     CatalogueEntryFactory,
@@ -107,8 +109,9 @@ def shanghai_record(world: World, number: str, **fields: Any) -> CreditRecord:
 
 
 def test_citizen_files_an_objection_to_their_own_record(
-    world: World, django_capture_on_commit_callbacks
+    world: World, django_capture_on_commit_callbacks, time_machine: TimeMachineFixture
 ):
+    time_machine.move_to(suite_start(), tick=False)
     year = timezone.localdate().year
     client = api(world.citizen)
 
@@ -285,7 +288,10 @@ def test_repair_of_a_record_whose_category_is_not_repairable_is_refused(world: W
     assert nothing_filed() == before
 
 
-def test_repair_before_the_minimum_publication_period_is_refused(world: World):
+def test_repair_before_the_minimum_publication_period_is_refused(
+    world: World, time_machine: TimeMachineFixture
+):
+    time_machine.move_to(suite_start(), tick=False)
     today = timezone.localdate()
     category = CatalogueEntryFactory(
         code="tests-repairable-6-months",

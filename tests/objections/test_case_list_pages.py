@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -80,6 +82,27 @@ def test_a_bad_cursor_or_limit_is_a_400_naming_it(world: World, query: str, fiel
 
     assert response.status_code == 400
     assert field in response.json()
+
+
+def cursor_of(values: list[object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("url", "values"),
+    [
+        (CASES, [True, "not-a-date", 1]),
+        (CASES, ["x", {"date": "2026-01-01"}, 1]),
+        ("/api/v1/me/records/", [True, 5]),
+        ("/api/v1/me/records/", ["x", 5]),
+        ("/api/v1/me/records/", [{"date": "not-a-date"}, 5]),
+    ],
+)
+def test_a_tampered_cursor_is_a_400_not_a_crash(world: World, url: str, values: list[object]):
+    response = api(world.citizen).get(url, {"cursor": cursor_of(values)})
+
+    assert response.status_code == 400
+    assert response.json() == {"cursor": "Not a cursor this list gave out."}
 
 
 def test_a_page_of_one_and_a_page_of_fifty_cost_the_same_queries(world: World):

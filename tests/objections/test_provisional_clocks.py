@@ -331,6 +331,14 @@ def test_a_year_the_package_covers_lacks_nothing() -> None:
             "date,kind,name,source\n2027-01-01,holiday,元旦,n\n",
             "line 2: kind 'holiday' must be rest or working",
         ),
+        (
+            "date,kind,name,source\n2027-01-01,rest,,n\n",
+            "2027-01-01: the name (the holiday) is empty",
+        ),
+        (
+            "date,kind,name,source\n2027-01-01,rest,元旦,\n",
+            "2027-01-01: the source (the notice) is empty",
+        ),
         ("day,kind\n2027-01-01,rest\n", "the header must be date,kind,name,source, not day,kind"),
     ],
 )
@@ -440,3 +448,15 @@ def test_administrators_get_one_reminder_a_week() -> None:
         ["admin@example.org", "root@example.org"],
     ]
     assert mail.outbox[0].subject == "scs-cases: enter the 2027 working-day schedule"
+
+
+@pytest.mark.parametrize("year", ["1800", "30000"])
+def test_a_year_outside_the_platforms_range_is_a_form_error_not_a_crash(client, year: str):
+    admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+
+    response = client.post("/admin/objections/calendaryear/add/", {"year": year, "source": NOTICE})
+
+    assert response.status_code == 200
+    assert "A schedule can be entered for the years 2000 to 2100." in response.content.decode()
+    assert not CalendarYear.objects.exists()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from time_machine import TimeMachineFixture
 
 from records.identifiers import (
     CREDIT_CODE_ALPHABET,
@@ -324,9 +326,15 @@ def test_resident_id_born_after_today_is_rejected() -> None:
     assert excinfo.value.reason == "birth date is in the future"
 
 
-def test_resident_id_future_check_defaults_to_the_local_date() -> None:
-    # Two days ahead, so that the test cannot flake when run across midnight.
+def test_resident_id_future_check_defaults_to_the_local_date(
+    time_machine: TimeMachineFixture,
+) -> None:
+    # Late on 31 December in Shanghai: the local date, not UTC's, is "today".
+    time_machine.move_to(
+        datetime(2026, 12, 31, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai")), tick=False
+    )
     today = local_today()
+    assert today == date(2026, 12, 31)
     born_today = resident_id("110105" + today.strftime("%Y%m%d"))
     born_later = resident_id("110105" + (today + timedelta(days=2)).strftime("%Y%m%d"))
 
