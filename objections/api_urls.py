@@ -3,12 +3,23 @@ from django.urls import path
 from objections import apis
 
 urlpatterns = [
+    path("import-conflicts/", apis.ImportConflictListApi.as_view(), name="api-import-conflicts"),
+    path(
+        "import-conflicts/<int:conflict_id>/resolve/",
+        apis.ImportConflictResolveApi.as_view(),
+        name="api-import-conflict-resolve",
+    ),
     path("cases/", apis.CaseListCreateApi.as_view(), name="api-cases"),
     path("cases/<str:reference>/", apis.CaseDetailApi.as_view(), name="api-case"),
     path(
         "cases/<str:reference>/transitions/",
         apis.CaseTransitionApi.as_view(),
         name="api-case-transitions",
+    ),
+    path(
+        "cases/<str:reference>/dispute-statement/",
+        apis.CaseDisputeStatementApi.as_view(),
+        name="api-case-dispute-statement",
     ),
     path(
         "cases/<str:reference>/approvals/<int:approval_id>/",

@@ -7,7 +7,12 @@ from typing import Any, cast
 
 from django.db.models import Value
 from django.db.models.functions import Coalesce
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,20 +20,27 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
-from objections.models import Case, PendingApproval
+from objections.models import Case, DisputeStatement, PendingApproval
 from objections.selectors import (
     case_clocks,
     case_get_for_user,
     case_list_for_user,
     case_pending_approval,
+    import_conflict_get_for_user,
+    import_conflict_list_for_user,
 )
 from objections.services import (
     TransitionInput,
     case_approval_decide,
+    case_dispute_statement_add,
     case_file,
     case_transition,
     case_transitions_available,
+    import_conflict_resolve,
 )
+from objections.services.effects import decision_in_force
+from records.apis import DisputeStatementOutput, RecordOutput, SubjectOutput
+from records.models import ImportConflict
 from records.selectors import record_get_for_user
 from scs_cases.pagination import Key, page_parameters, paged
 
@@ -81,6 +93,43 @@ class CaseSummaryOutput(serializers.Serializer):
     lock_version = serializers.IntegerField()
 
 
+def _shown(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+class FieldChangeOutput(serializers.Serializer):
+    field = serializers.CharField()
+    current = serializers.CharField(allow_null=True, help_text="The record's value now.")
+    proposed = serializers.CharField(allow_null=True, help_text="The applicant's value.")
+    decided = serializers.CharField(allow_null=True, help_text="The value the decision set.")
+
+
+class DecisionOutput(serializers.Serializer):
+    outcome = serializers.CharField()
+    remedy = serializers.CharField(help_text="What happens to the record; empty: nothing.")
+    reasons = serializers.CharField()
+    transition = serializers.CharField()
+    decided_at = serializers.DateTimeField(source="created_at")
+    approved = serializers.BooleanField(source="approved_by_id", default=False)
+    changes = serializers.SerializerMethodField(
+        help_text="Each field the applicant proposed or the decision set, side by side."
+    )
+
+    @extend_schema_field(FieldChangeOutput(many=True))
+    def get_changes(self, decision: Any) -> list[dict[str, Any]]:
+        record = self.context["record"]
+        names = sorted(set(decision.proposed) | set(decision.correction))
+        return [
+            {
+                "field": name,
+                "current": _shown(getattr(record, name)),
+                "proposed": decision.proposed.get(name),
+                "decided": decision.correction.get(name),
+            }
+            for name in names
+        ]
+
+
 class CaseDetailOutput(CaseSummaryOutput):
     grounds = serializers.CharField()
     statement = serializers.CharField()
@@ -88,10 +137,45 @@ class CaseDetailOutput(CaseSummaryOutput):
     fields_objected = serializers.ListField(child=serializers.CharField())
     outcome = serializers.CharField()
     reasons = serializers.CharField()
+    subject = SubjectOutput(help_text="The subject of the record; its identifier masked.")
+    record_content = RecordOutput(
+        source="record", help_text="The record as it stands now (its current version)."
+    )
+    proposed_changes = serializers.SerializerMethodField(
+        help_text="The applicant's proposed correction, field by field against the record now."
+    )
+    decision = serializers.SerializerMethodField(
+        help_text="The decision in force: outcome, reasons, remedy and the values it set."
+    )
+    dispute_statement = serializers.SerializerMethodField()
     workflow = serializers.SerializerMethodField()
     available_transitions = serializers.SerializerMethodField()
     clocks = serializers.SerializerMethodField()
     pending_approval = serializers.SerializerMethodField()
+
+    @extend_schema_field(FieldChangeOutput(many=True))
+    def get_proposed_changes(self, case: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "field": name,
+                "current": _shown(getattr(case.record, name)),
+                "proposed": value,
+                "decided": None,
+            }
+            for name, value in sorted(case.correction.items())
+        ]
+
+    @extend_schema_field(DecisionOutput(allow_null=True))
+    def get_decision(self, case: Any) -> dict[str, Any] | None:
+        decision = decision_in_force(case)
+        if decision is None:
+            return None
+        return dict(DecisionOutput(decision, context={"record": case.record}).data)
+
+    @extend_schema_field(DisputeStatementOutput(allow_null=True))
+    def get_dispute_statement(self, case: Any) -> dict[str, Any] | None:
+        statement = DisputeStatement.objects.filter(case=case).select_related("case").first()
+        return None if statement is None else dict(DisputeStatementOutput(statement).data)
 
     def get_workflow(self, case: Any) -> dict[str, Any] | None:
         if case.workflow is None:
@@ -195,6 +279,20 @@ class CaseTransitionApi(APIView):
         statement = serializers.CharField(required=False, allow_blank=True, default="")
         extension_reason = serializers.CharField(required=False, allow_blank=True, default="")
         extension_days = serializers.IntegerField(required=False, min_value=0, default=0)
+        remedy = serializers.ChoiceField(
+            choices=Case.Remedy.choices,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="A grant: what happens to the record (by default the one asked for, when "
+            "the step can carry it out).",
+        )
+        correction = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="A grant that corrects: the value to apply for each field, taken from the "
+            "applicant's proposal, amended, or written by the decider.",
+        )
         lock_version = serializers.IntegerField(required=False, min_value=1)
 
     @extend_schema(request=InputSerializer, responses=CaseDetailOutput)
@@ -233,3 +331,104 @@ class CaseApprovalApi(APIView):
         case_approval_decide(approval_id=approval.pk, actor=_user(request), **data.validated_data)
         case = case_get_for_user(user=_user(request), reference=reference)
         return Response(CaseDetailOutput(case, context={"user": _user(request)}).data)
+
+
+class CaseDisputeStatementApi(APIView):
+    """The applicant's statement of dispute after a refused objection; kept with the record."""
+
+    @extend_schema_serializer(component_name="DisputeStatementInput")
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(max_length=10_000)
+
+    @extend_schema(request=InputSerializer, responses={201: DisputeStatementOutput})
+    def post(self, request: Request, reference: str) -> Response:
+        case = case_get_for_user(user=_user(request), reference=reference)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        statement = case_dispute_statement_add(
+            case_id=case.pk, actor=_user(request), text=data.validated_data["text"]
+        )
+        return Response(DisputeStatementOutput(statement).data, status=status.HTTP_201_CREATED)
+
+
+class ImportConflictOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    agency = serializers.CharField(source="record.agency.code")
+    record = serializers.UUIDField(source="record.public_id")
+    record_number = serializers.CharField(source="record.record_number")
+    case = serializers.CharField(source="case_reference")
+    batch = serializers.IntegerField(source="batch_id")
+    line = serializers.IntegerField()
+    fields = serializers.DictField(
+        help_text="Per field held back: the agency's value and the decided value."
+    )
+    reasons = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+
+
+CONFLICT_KEYS = (Key("id", descending=True),)
+
+
+class ImportConflictListApi(APIView):
+    """Import rows held back because they would change fields a decided case set."""
+
+    @extend_schema_serializer(component_name="ImportConflictPage")
+    class PageOutput(serializers.Serializer):
+        results = ImportConflictOutput(many=True)
+        next = serializers.URLField(allow_null=True)
+
+    @extend_schema(
+        operation_id="v1_import_conflicts_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=ImportConflict.Status.values),
+            *page_parameters("Import conflicts"),
+        ],
+        responses=PageOutput,
+    )
+    def get(self, request: Request) -> Response:
+        conflicts = import_conflict_list_for_user(user=_user(request))
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in ImportConflict.Status.values:
+                return Response(
+                    {
+                        "detail": "Unknown status.",
+                        "code": "invalid",
+                        "allowed": ImportConflict.Status.values,
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+            conflicts = conflicts.filter(status=wanted)
+        return Response(
+            paged(
+                request,
+                conflicts,
+                keys=CONFLICT_KEYS,
+                output=lambda rows: ImportConflictOutput(rows, many=True).data,
+            )
+        )
+
+
+class ImportConflictResolveApi(APIView):
+    @extend_schema_serializer(component_name="ImportConflictResolution")
+    class InputSerializer(serializers.Serializer):
+        resolution = serializers.ChoiceField(
+            choices=[("accept", "accept the agency's content"), ("keep", "keep the decision")]
+        )
+        reasons = serializers.CharField(max_length=10_000)
+
+    @extend_schema(request=InputSerializer, responses=ImportConflictOutput)
+    def post(self, request: Request, conflict_id: int) -> Response:
+        conflict = import_conflict_get_for_user(user=_user(request), conflict_id=conflict_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        import_conflict_resolve(
+            conflict_id=conflict.pk,
+            actor=_user(request),
+            accept=data.validated_data["resolution"] == "accept",
+            reasons=data.validated_data["reasons"],
+        )
+        conflict = import_conflict_get_for_user(user=_user(request), conflict_id=conflict_id)
+        return Response(ImportConflictOutput(conflict).data)

@@ -291,6 +291,43 @@ class Escalation(BaseModel):
         return f"escalation of {self.case_id}"
 
 
+class Decision(BaseModel):
+    """What a decision step decided about the case's record: the outcome, the reasons, what
+    happens to the record (`remedy`) and, for a correction, the exact values to apply, which
+    the decider took from the applicant's proposal, amended or wrote. Execution applies this,
+    never the request. A review that decides again adds a new one; the latest is in force."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
+    record = models.ForeignKey("records.CreditRecord", on_delete=models.PROTECT, related_name="+")
+    transition = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=Case.Outcome.choices)
+    remedy = models.CharField(
+        max_length=16,
+        choices=Case.Remedy.choices,
+        blank=True,
+        help_text=_("What happens to the record; empty when nothing changes."),
+    )
+    reasons = models.TextField()
+    proposed = models.JSONField(
+        default=dict, blank=True, help_text=_("The applicant's proposed values when decided.")
+    )
+    correction = models.JSONField(
+        default=dict, blank=True, help_text=_("The decided values, applied as a new version.")
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["case_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} on case {self.case_id}"
+
+
 class DisputeStatement(BaseModel):
     """The applicant's statement of dispute, kept with the record after a refusal."""
 

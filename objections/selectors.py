@@ -11,6 +11,7 @@ from accounts.models import User
 from objections import workflow
 from objections.models import Case, Clock, PendingApproval
 from objections.services.definitions import definition_of
+from records.models import ImportConflict
 from records.selectors import subject_list_for_user
 
 
@@ -40,7 +41,11 @@ def case_list_for_user(*, user: User) -> QuerySet[Case]:
 
 def case_get_for_user(*, user: User, reference: str) -> Case:
     try:
-        return case_list_for_user(user=user).get(reference=reference)
+        return (
+            case_list_for_user(user=user)
+            .select_related("record__agency__jurisdiction", "record__subject")
+            .get(reference=reference)
+        )
     except (Case.DoesNotExist, ValidationError, ValueError) as error:
         raise Http404("No such case.") from error
 
@@ -52,6 +57,27 @@ def case_clocks(*, case: Case) -> QuerySet[Clock]:
 def case_pending_approval(*, case: Case) -> PendingApproval | None:
     """The step of `case` awaiting a second person's approval, if any."""
     return PendingApproval.objects.filter(case=case, approved__isnull=True).first()
+
+
+def import_conflict_list_for_user(*, user: User) -> QuerySet[ImportConflict]:
+    """Conflicts the user may see: those about their agency's records or its cases (staff and
+    the agency's own system), all for auditors and administrators."""
+    conflicts = ImportConflict.objects.select_related("record__agency", "batch").order_by("-id")
+    names = roles.role_names(user)
+    if roles.AUDITOR in names or roles.ADMINISTRATOR in names:
+        return conflicts
+    staff = {roles.CASEWORKER, roles.SUPERVISOR, roles.AGENCY_SYSTEM}
+    if not names & staff or user.agency_id is None:
+        return conflicts.none()
+    cases = Case.objects.filter(responsible_agency_id=user.agency_id).values("reference")
+    return conflicts.filter(Q(record__agency_id=user.agency_id) | Q(case_reference__in=cases))
+
+
+def import_conflict_get_for_user(*, user: User, conflict_id: int) -> ImportConflict:
+    try:
+        return import_conflict_list_for_user(user=user).get(pk=conflict_id)
+    except ImportConflict.DoesNotExist as error:
+        raise Http404("No such import conflict.") from error
 
 
 # --- a person's roles on a case and the steps they may take ----------------------------------

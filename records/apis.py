@@ -7,7 +7,12 @@ from typing import Any, cast
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
@@ -35,6 +40,12 @@ class SubjectOutput(serializers.Serializer):
     identifier = serializers.CharField(source="identifier_masked")
 
 
+class DisputeStatementOutput(serializers.Serializer):
+    case = serializers.CharField(source="case.reference")
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class RecordOutput(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     subject = serializers.UUIDField(source="subject.public_id")
@@ -52,6 +63,14 @@ class RecordOutput(serializers.Serializer):
     status = serializers.CharField()
     under_objection = serializers.BooleanField()
     version = serializers.IntegerField()
+    dispute_statements = serializers.SerializerMethodField(
+        help_text="The applicant's statements of dispute after refused objections, shown "
+        "wherever the record is shown."
+    )
+
+    @extend_schema_field(DisputeStatementOutput(many=True))
+    def get_dispute_statements(self, record: Any) -> list[dict[str, Any]]:
+        return list(DisputeStatementOutput(record.dispute_statements.all(), many=True).data)
 
     def get_agency(self, record: Any) -> dict[str, str]:
         agency = record.agency
@@ -130,12 +149,20 @@ class ImportOutput(serializers.Serializer):
     rows_updated = serializers.IntegerField()
     rows_unchanged = serializers.IntegerField()
     rows_rejected = serializers.IntegerField()
+    rows_held = serializers.IntegerField(
+        help_text="Rows that would have changed fields a decided case set: those fields were "
+        "kept and the row is held as an import conflict."
+    )
     # Declared fields are taken off the class, so Serializer.errors is not shadowed at run time.
     errors = serializers.SerializerMethodField()  # type: ignore[assignment]
     errors_not_listed = serializers.IntegerField()
+    held = serializers.SerializerMethodField()
 
     def get_errors(self, report: Any) -> list[dict[str, Any]]:
         return [error.as_dict() for error in report.errors[:1_000]]
+
+    def get_held(self, report: Any) -> list[dict[str, Any]]:
+        return [row.as_dict() for row in report.held[:1_000]]
 
 
 class ImportJobOutput(serializers.Serializer):
@@ -171,8 +198,10 @@ class ImportJobOutput(serializers.Serializer):
             "rows_updated": batch.rows_updated,
             "rows_unchanged": batch.rows_unchanged,
             "rows_rejected": batch.rows_rejected,
+            "rows_held": batch.rows_held,
             "errors": batch.errors,
             "errors_not_listed": max(batch.rows_rejected - listed, 0),
+            "held": batch.held,
         }
 
 

@@ -201,6 +201,10 @@ class CreditRecord(BaseModel):
     repaired_at = models.DateTimeField(_("repaired on"), null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     content_hash = models.CharField(max_length=64, editable=False)
+    # Fields a decided case set, by name, with that case's reference: an import may not change
+    # them (it is held as an ImportConflict). NULL, not {}, when none, so the bulk import's COPY
+    # can leave the column out.
+    decided_fields = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-decision_date", "id"]
@@ -219,13 +223,19 @@ class CreditRecord(BaseModel):
         ]
         indexes = [
             models.Index(fields=["subject", "decision_date"], name="record_subject_date"),
-            # The publication sweep reads only what is still published.
+            # The publication sweep reads only what is still published (corrected or not).
             models.Index(
                 fields=["publication_end"],
-                condition=Q(status="published"),
+                condition=Q(status__in=["published", "corrected"]),
                 name="record_published_until",
             ),
             models.Index(fields=["retention_end"], name="record_retention_end"),
+            # Imports look up the agency's records that carry decided fields (few).
+            models.Index(
+                fields=["agency", "record_number"],
+                condition=Q(decided_fields__isnull=False),
+                name="record_decided",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -280,13 +290,57 @@ class ImportBatch(BaseModel):
     rows_updated = models.PositiveIntegerField(default=0)
     rows_unchanged = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
+    rows_held = models.PositiveIntegerField(
+        default=0, help_text="Rows that would have changed fields a decided case set."
+    )
     errors = models.JSONField(
         default=list, help_text="The first rejected rows: line, field, reason."
+    )
+    held = models.JSONField(
+        default=list,
+        help_text="The first held rows: line, record number, case, fields, conflict.",
     )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "import batches"
+
+
+class ImportConflict(BaseModel):
+    """An import row that would have changed fields a decided case set. The decided values
+    stay until a caseworker accepts the agency's content (with reasons) or keeps the decision."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        ACCEPTED = "accepted", _("agency's content accepted")
+        KEPT = "kept", _("decision kept")
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="conflicts")
+    record = models.ForeignKey(CreditRecord, on_delete=models.PROTECT, related_name="conflicts")
+    line = models.PositiveIntegerField(help_text="The row's line in the imported file.")
+    case_reference = models.CharField(max_length=32)
+    fields = models.JSONField(
+        help_text="Per field held back: the agency's value and the decided value."
+    )
+    agency_content_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    reasons = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # The same agency content held twice for one record is one conflict.
+            models.UniqueConstraint(
+                fields=["record", "agency_content_hash"], name="import_conflict_once_per_content"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"conflict on record {self.record_id} ({self.status})"
 
 
 class ImportJob(BaseModel):

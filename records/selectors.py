@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from records.models import CreditRecord, Subject
@@ -40,6 +40,12 @@ def subject_get_for_user(*, user: User, public_id: uuid.UUID | str) -> Subject:
         raise Http404("No such subject.") from error
 
 
+def _dispute_statements() -> Prefetch:
+    """The statements of dispute shown with each record, with their case (one query)."""
+    statement = CreditRecord.dispute_statements.rel.related_model
+    return Prefetch("dispute_statements", queryset=statement.objects.select_related("case"))
+
+
 def record_list_for_user(*, user: User, subject: Subject | None = None) -> QuerySet[CreditRecord]:
     """Records disclosed to the user: those about the subjects they may act for."""
     subjects = (
@@ -52,6 +58,7 @@ def record_list_for_user(*, user: User, subject: Subject | None = None) -> Query
             subject__in=subjects.values("pk"), status__in=DISCLOSED_STATUSES
         )
         .select_related("agency", "agency__jurisdiction", "category", "subject")
+        .prefetch_related(_dispute_statements())
         .order_by("-decision_date", "-id")
     )
 

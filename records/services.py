@@ -5,7 +5,6 @@ Bulk import lives in `records.imports`.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +12,17 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audit.services import audit_record, audited
+from records import content
 from records.crypto import identifier_decrypt
-from records.models import CreditRecord, CreditRecordVersion, Subject, SubjectUserObjectPermission
+from records.models import (
+    CatalogueEntry,
+    CreditRecord,
+    CreditRecordVersion,
+    ImportConflict,
+    Jurisdiction,
+    Subject,
+    SubjectUserObjectPermission,
+)
 from records.selectors import ACT_FOR_SUBJECT
 
 if TYPE_CHECKING:
@@ -119,7 +127,7 @@ def record_publication_sweep(*, today: date | None = None) -> tuple[int, int]:
     """
     today = today or timezone.localdate()
     ended = _sweep(
-        statuses=(CreditRecord.Status.PUBLISHED,),
+        statuses=(CreditRecord.Status.PUBLISHED, CreditRecord.Status.CORRECTED),
         date_field="publication_end",
         new_status=CreditRecord.Status.PUBLICATION_ENDED,
         action="record.publication_ended",
@@ -142,13 +150,41 @@ def record_publication_sweep(*, today: date | None = None) -> tuple[int, int]:
 # Changes a case decision makes to a record. Called by the objection services inside their own
 # transaction; each writes its audit event with the case reference.
 
-CORRECTABLE_FIELDS = frozenset(
-    {"title", "facts", "decision_document_number", "decision_date", "conduct_ended_on"}
+CORRECTABLE_FIELDS = content.CORRECTABLE_FIELDS
+# The fields that make a record's content, as an import row or a version holds them.
+CONTENT_FIELDS = (
+    "subject_id",
+    "category_id",
+    "title",
+    "facts",
+    "decision_document_number",
+    "decision_date",
+    "conduct_ended_on",
+    "publication_start",
+    "publication_end",
+    "retention_end",
 )
 
 
 def _locked_record(record_id: int) -> CreditRecord:
-    return CreditRecord.objects.select_for_update().get(pk=record_id)
+    return (
+        CreditRecord.objects.select_for_update(of=("self",))
+        .select_related("subject", "category", "agency__jurisdiction")
+        .get(pk=record_id)
+    )
+
+
+def _periods_after(record: CreditRecord, *, months: int) -> tuple[date, date, date]:
+    jurisdiction = record.agency.jurisdiction
+    return content.record_periods(
+        decision_date=record.decision_date,
+        conduct_ended_on=record.conduct_ended_on,
+        months=months,
+        retention_months=jurisdiction.retention_years * 12,
+        retention_from_conduct=(
+            jurisdiction.retention_starts_from == Jurisdiction.RetentionStart.CONDUCT_ENDED
+        ),
+    )
 
 
 @audited()
@@ -171,47 +207,180 @@ def record_mark(
     return record
 
 
-def _archive(record: CreditRecord) -> None:
+def _archive(record: CreditRecord, *, batch_id: int | None = None) -> None:
     CreditRecordVersion.objects.create(
         record=record,
         version=record.version,
-        category_id=record.category_id,
-        title=record.title,
-        facts=record.facts,
-        decision_document_number=record.decision_document_number,
-        decision_date=record.decision_date,
-        conduct_ended_on=record.conduct_ended_on,
-        publication_start=record.publication_start,
-        publication_end=record.publication_end,
-        retention_end=record.retention_end,
         content_hash=record.content_hash,
+        superseded_by_batch_id=batch_id,
+        **{name: getattr(record, name) for name in CONTENT_FIELDS if name != "subject_id"},
     )
+
+
+def _content_update(
+    record: CreditRecord,
+    changes: dict[str, Any],
+    *,
+    status: str,
+    batch_id: int | None = None,
+    months: int | None = None,
+) -> list[str]:
+    """Archive `record`'s content, then apply `changes` as its next version. The publication
+    and retention periods follow from the dates as an import computes them, over `months` of
+    publication (by default the record's). Returns the fields saved."""
+    if months is None:
+        months = content.publication_months(record.publication_start, record.publication_end)
+    _archive(record, batch_id=batch_id)
+    for name, value in changes.items():
+        setattr(record, name, value)
+    record.publication_start, record.publication_end, record.retention_end = _periods_after(
+        record, months=months
+    )
+    if "category_id" in changes or "subject_id" in changes:
+        # Reload what the content hash names, by id.
+        record.category = CatalogueEntry.objects.get(pk=record.category_id)
+        record.subject = Subject.objects.get(pk=record.subject_id)
+    record.version += 1
+    record.status = status
+    record.content_hash = content.record_content_hash(record)
+    return [*CONTENT_FIELDS, "version", "status", "content_hash", "decided_fields", "updated_at"]
 
 
 @audited()
 def record_correct(
-    *, record_id: int, changes: dict[str, Any], actor: User | None, case_reference: str
+    *,
+    record_id: int,
+    changes: dict[str, Any],
+    actor: User | None,
+    case_reference: str,
+    today: date | None = None,
 ) -> CreditRecord:
-    """Apply a decided correction as a new version; the previous content is kept."""
-    unknown = set(changes) - CORRECTABLE_FIELDS
-    if unknown:
-        raise ValueError(f"fields that a correction cannot change: {sorted(unknown)}")
+    """Apply a decided correction as a new version; the previous content is kept. `changes` are
+    checked like an import row's values (dates as `date` or ISO text). The fields it sets are
+    locked to the case: an import may not change them back (see `record_import_merge`)."""
+    checked = content.correction_check(
+        {
+            name: value.isoformat() if isinstance(value, date) else value
+            for name, value in changes.items()
+        },
+        today=today or timezone.localdate(),
+    )
     record = _locked_record(record_id)
-    _archive(record)
-    for name, value in changes.items():
-        setattr(record, name, value)
-    record.version += 1
-    record.status = CreditRecord.Status.CORRECTED
-    record.content_hash = hashlib.sha256(
-        f"{record.content_hash}:{record.version}:{sorted(changes.items())}".encode()
-    ).hexdigest()
-    record.save(update_fields=[*changes, "version", "status", "content_hash", "updated_at"])
+    status = (
+        record.status
+        if record.status in (CreditRecord.Status.DELETED, CreditRecord.Status.EXPIRED)
+        else CreditRecord.Status.CORRECTED
+    )
+    fields = _content_update(record, checked.values, status=status)
+    record.decided_fields = {
+        **(record.decided_fields or {}),
+        **{name: case_reference for name in checked.values},
+    }
+    record.save(update_fields=fields)
     audit_record(
         actor=actor,
         action="record.corrected",
         target=record,
         case_reference=case_reference,
-        data={"fields": sorted(changes), "version": record.version},
+        data={"fields": sorted(checked.values), "version": record.version},
+    )
+    return record
+
+
+def _comparable(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@audited()
+def record_import_merge(
+    *,
+    record_id: int,
+    staged: dict[str, Any],
+    batch_id: int,
+    line: int,
+    actor: User | None,
+) -> tuple[bool, ImportConflict | None]:
+    """Apply an import row to a record some of whose fields a decided case set.
+
+    The fields the decisions did not set update as the import would update them; those they set
+    keep the decided value, and a row that would change one is held as an ImportConflict (one
+    per record and agency content: a file sent again does not repeat it). Returns whether the
+    record changed, and the conflict.
+    """
+    record = _locked_record(record_id)
+    decided: dict[str, str] = record.decided_fields or {}
+    held = {
+        name: {"agency": _comparable(staged[name]), "decided": _comparable(getattr(record, name))}
+        for name in sorted(decided)
+        if name in staged and _comparable(staged[name]) != _comparable(getattr(record, name))
+    }
+    changes = {
+        name: staged[name]
+        for name in ("subject_id", "category_id", *content.TEXT_FIELDS, *content.DATE_FIELDS)
+        if name not in decided and staged[name] != getattr(record, name)
+    }
+    months = content.publication_months(staged["publication_start"], staged["publication_end"])
+    if months != content.publication_months(record.publication_start, record.publication_end):
+        changes.setdefault("title", record.title)  # a new period alone is a new version too
+    changed = False
+    if changes:
+        fields = _content_update(
+            record, changes, status=record.status, batch_id=batch_id, months=months
+        )
+        record.save(update_fields=fields)
+        changed = True
+        audit_record(
+            actor=actor,
+            action="record.updated_around_decision",
+            target=record,
+            data={"fields": sorted(changes), "version": record.version, "batch": batch_id},
+        )
+    if not held:
+        return changed, None
+    conflict, created = ImportConflict.objects.get_or_create(
+        record=record,
+        agency_content_hash=staged["content_hash"],
+        defaults={
+            "batch_id": batch_id,
+            "line": line,
+            "case_reference": decided[next(iter(held))],
+            "fields": held,
+        },
+    )
+    if created:
+        audit_record(
+            actor=actor,
+            action="record.import_conflict",
+            target=conflict,
+            case_reference=conflict.case_reference,
+            data={"record": record.pk, "fields": sorted(held), "batch": batch_id, "line": line},
+        )
+    return changed, conflict
+
+
+@audited()
+def record_conflict_accept(
+    *, conflict: ImportConflict, actor: User, today: date | None = None
+) -> CreditRecord:
+    """Apply the agency's values an import conflict held back, as a new version; those fields
+    are no longer locked to the decision. The caller (`import_conflict_resolve`) checks who may."""
+    values = {name: held["agency"] for name, held in conflict.fields.items()}
+    checked = content.correction_check(values, today=today or timezone.localdate())
+    record = _locked_record(conflict.record_id)
+    fields = _content_update(record, checked.values, status=record.status)
+    remaining = {
+        name: reference
+        for name, reference in (record.decided_fields or {}).items()
+        if name not in checked.values
+    }
+    record.decided_fields = remaining or None
+    record.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        action="record.decision_overridden",
+        target=record,
+        case_reference=conflict.case_reference,
+        data={"fields": sorted(checked.values), "version": record.version, "conflict": conflict.pk},
     )
     return record
 

@@ -2,6 +2,7 @@
 
 from objections.selectors import case_roles_for, case_transitions_available
 from objections.services.clocks import clocks_sweep
+from objections.services.conflicts import import_conflict_resolve
 from objections.services.definitions import (
     definition_of,
     workflow_definition_publish,
@@ -28,6 +29,7 @@ __all__ = [
     "cases_unrouted_redrive",
     "clocks_sweep",
     "definition_of",
+    "import_conflict_resolve",
     "workflow_definition_publish",
     "workflow_definitions_sync",
 ]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from accounts.models import User
 from objections import workflow
-from objections.models import (
-    Case,
-)
+from objections.models import Case, Decision
 from records import services as record_services
 from records.models import CreditRecord
 
@@ -24,6 +21,11 @@ STATUS_EFFECTS = {
     "delete_record": CreditRecord.Status.DELETED,
     "end_publication": CreditRecord.Status.PUBLICATION_ENDED,
 }
+
+
+def decision_in_force(case: Case) -> Decision | None:
+    """The latest decision on `case` (a review that decides again supersedes the first)."""
+    return Decision.objects.filter(case=case).order_by("-id").first()
 
 
 def effects_run(case: Case, step: workflow.Transition, *, actor: User | None) -> None:
@@ -43,24 +45,16 @@ def effects_run(case: Case, step: workflow.Transition, *, actor: User | None) ->
                 actor=actor,
                 case_reference=reference,
             )
-        elif effect == "apply_correction" and case.correction:
-            record_services.record_correct(
-                record_id=record_id,
-                changes=_typed_correction(case.correction),
-                actor=actor,
-                case_reference=reference,
-            )
+        elif effect == "apply_correction":
+            decision = decision_in_force(case)
+            if decision is not None and decision.remedy == Case.Remedy.CORRECT:
+                record_services.record_correct(
+                    record_id=record_id,
+                    changes=decision.correction,
+                    actor=actor,
+                    case_reference=reference,
+                )
         elif effect == "annotate_repaired":
             record_services.record_annotate_repaired(
                 record_id=record_id, actor=actor, case_reference=reference
             )
-
-
-def _typed_correction(correction: dict[str, Any]) -> dict[str, Any]:
-    typed: dict[str, Any] = {}
-    for name, value in correction.items():
-        if name in ("decision_date", "conduct_ended_on") and isinstance(value, str):
-            typed[name] = date.fromisoformat(value) if value else None
-        else:
-            typed[name] = value
-    return typed

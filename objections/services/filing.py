@@ -26,7 +26,7 @@ from objections.models import (
 )
 from objections.services.definitions import definition_of
 from objections.services.notifications import notify
-from records import services as record_services
+from records import content
 from records.dates import add_months
 from records.models import CreditRecord
 
@@ -130,9 +130,8 @@ def case_file(
     if kind == Case.Kind.REPAIR:
         row = current_definition_row(definition_key(jurisdiction.code, kind))
         _repair_guards(record, definition_of(row), today)
-    unknown = set(correction or {}) - record_services.CORRECTABLE_FIELDS
-    if unknown:
-        raise FilingRefused(f"These fields cannot be corrected: {', '.join(sorted(unknown))}.")
+    # Checked as an import row would be: nothing reaches a decision that cannot be applied.
+    proposed = content.correction_check(correction or {}, today=today).as_json()
     if Case.objects.filter(record=record, kind=kind, is_open=True).exists():
         raise CaseConflict(f"An open {kind} case about this record already exists.")
     now = timezone.now()
@@ -147,7 +146,7 @@ def case_file(
                 grounds=grounds,
                 statement=statement,
                 requested_remedy=requested_remedy,
-                correction=correction or {},
+                correction=proposed,
                 filed_by=actor,
                 representative=representative,
                 jurisdiction=jurisdiction,

@@ -30,6 +30,7 @@ AUDIENCE = {
     "transitioned": ("applicant",),
     "material_requested": ("applicant",),
     "decided": ("applicant", "agency"),
+    "record_changed": ("applicant",),
     "reminder": ("assignee",),
     "escalated": ("supervisors", "assignee"),
 }

@@ -28,13 +28,15 @@ from objections.exceptions import (
 from objections.models import (
     Case,
     Clock,
+    Decision,
     PendingApproval,
 )
 from objections.selectors import case_roles_for
 from objections.services import clocks
 from objections.services.definitions import definition_of
-from objections.services.effects import effects_run
+from objections.services.effects import decision_in_force, effects_run
 from objections.services.notifications import notify
+from records import content
 
 if TYPE_CHECKING:
     pass
@@ -50,6 +52,8 @@ class TransitionInput:
     statement: str = ""
     extension_reason: str = ""
     extension_days: int = 0
+    # A decision to grant: what happens to the record, and for a correction the values to apply.
+    remedy: str = ""
     correction: dict[str, Any] = field(default_factory=dict)
 
     def value(self, name: str) -> object:
@@ -85,17 +89,94 @@ REMEDY_EFFECTS = {
 }
 
 
+GRANTING = frozenset({Case.Outcome.GRANTED, Case.Outcome.PARTLY_GRANTED})
+
+
 def _automatic_step(case: Case, definition: workflow.Definition) -> workflow.Transition | None:
     """The step the system takes by itself from the current state, if exactly one fits.
 
     Several system steps (e.g. execute a correction or a deletion) are told apart by the remedy
-    the applicant asked for.
+    the decision in force chose (never by what the applicant asked for).
     """
     steps = [t for t in definition.transitions_from(case.state) if "system" in t.roles]
     if len(steps) > 1:
-        wanted = REMEDY_EFFECTS.get(Case.Remedy(case.requested_remedy))
+        decision = decision_in_force(case)
+        wanted = (
+            REMEDY_EFFECTS.get(Case.Remedy(decision.remedy))
+            if decision and decision.remedy
+            else None
+        )
         steps = [t for t in steps if wanted in t.effects]
     return steps[0] if len(steps) == 1 else None
+
+
+def _remedies(definition: workflow.Definition, step: workflow.Transition) -> list[str]:
+    """The remedies a granting step can lead to: the record effect it applies itself, else
+    those of the steps that execute a decision from the state it leads to."""
+    by_effect = {effect: remedy for remedy, effect in REMEDY_EFFECTS.items()}
+    own = [by_effect[e] for e in step.effects if e in by_effect]
+    if own:
+        return own
+    after = {
+        by_effect[effect]
+        for t in definition.transitions_from(step.target)
+        for effect in t.effects
+        if effect in by_effect
+    }
+    return sorted(after)
+
+
+def _decision_checked(
+    case: Case, definition: workflow.Definition, step: workflow.Transition, data: TransitionInput
+) -> TransitionInput:
+    """A deciding step's remedy and decided values, checked: a refusal changes nothing; a grant
+    names a remedy the workflow can execute (by default the one asked for, when possible) and,
+    to correct, the exact values, checked as an import row would be."""
+    if not step.outcomes:
+        if data.remedy or data.correction:
+            raise MissingFields(
+                f"'{step.name}' decides nothing: it takes no remedy or correction.",
+                fields=[name for name in ("remedy", "correction") if data.value(name)],
+            )
+        return data
+    if data.outcome not in GRANTING:
+        if data.remedy or data.correction:
+            raise MissingFields(
+                f"A decision '{data.outcome}' leaves the record as it is: it takes no remedy "
+                "or correction.",
+                fields=[name for name in ("remedy", "correction") if data.value(name)],
+            )
+        return data
+    allowed = _remedies(definition, step)
+    remedy = data.remedy
+    if not remedy:
+        remedy = (
+            allowed[0]
+            if len(allowed) == 1
+            else case.requested_remedy
+            if case.requested_remedy in allowed
+            else ""
+        )
+    if allowed and remedy not in allowed:
+        raise MissingFields(
+            f"'{step.name}' can decide one of these remedies: {', '.join(allowed)}.",
+            fields=["remedy"],
+            allowed=allowed,
+        )
+    if remedy == Case.Remedy.CORRECT:
+        if not data.correction:
+            raise MissingFields(
+                "A correction decides the values to apply: send 'correction' with each field's "
+                "value (take the applicant's proposal, amend it, or write your own).",
+                fields=["correction"],
+            )
+        checked = content.correction_check(data.correction, today=timezone.localdate())
+        return replace(data, remedy=remedy, correction=checked.as_json())
+    if data.correction:
+        raise MissingFields(
+            "Decided values go with the remedy 'correct'.", fields=["correction", "remedy"]
+        )
+    return replace(data, remedy=remedy)
 
 
 def automatic_steps_run(case: Case, definition: workflow.Definition) -> None:
@@ -200,7 +281,7 @@ def case_transition(
         transition=transition,
         held=case_roles_for(user=actor, case=case),
     )
-    data = _checked_input(step, data)
+    data = _decision_checked(case, definition, step, _checked_input(step, data))
     _check_waits(case, definition, step)
     _check_review_limit(case, definition, step)
     if step.extends_clock:
@@ -219,6 +300,8 @@ def case_transition(
                         "outcome": data.outcome,
                         "extension_reason": data.extension_reason,
                         "extension_days": data.extension_days,
+                        "remedy": data.remedy,
+                        "correction": data.correction,
                     },
                 )
         except IntegrityError as error:
@@ -277,6 +360,8 @@ def case_approval_decide(
         outcome=payload.get("outcome", ""),
         extension_reason=payload.get("extension_reason", ""),
         extension_days=int(payload.get("extension_days") or 0),
+        remedy=payload.get("remedy", ""),
+        correction=payload.get("correction") or {},
     )
     return _apply(
         case,
@@ -361,6 +446,19 @@ def _apply(
         if source != step.target:
             clocks.clocks_stop_outside(case=case, definition=definition, state=step.target, now=now)
         clocks.clocks_start(case=case, definition=definition, state=step.target, today=today)
+    if step.outcomes and data.outcome:
+        Decision.objects.create(
+            case=case,
+            record_id=case.record_id,
+            transition=step.name,
+            outcome=data.outcome,
+            remedy=data.remedy,
+            reasons=data.reasons,
+            proposed=case.correction,
+            correction=data.correction,
+            decided_by=actor or approved_by,
+            approved_by=approved_by,
+        )
     effects_run(case, step, actor=actor or approved_by)
     case.next_due_on = clocks.case_next_due(case)
     case.lock_version += 1
@@ -382,6 +480,8 @@ def _apply(
             "from": source,
             "to": step.target,
             "outcome": data.outcome,
+            "remedy": data.remedy,
+            "decided_fields": sorted(data.correction),
             "reasons_given": bool(data.reasons),
             "approved_by": approved_by.pk if approved_by else None,
             "effects": list(step.effects),

@@ -20,7 +20,8 @@ from django.utils import timezone
 from audit.services import audit_record, audited
 from records import identifiers
 from records.crypto import identifier_encrypt
-from records.models import Agency, ImportBatch
+from records.models import Agency, ImportBatch, Subject
+from records.services import record_import_merge
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -34,6 +35,7 @@ from records.imports.reading import (
 )
 from records.imports.validation import (
     MAX_ERRORS_STORED,
+    HeldRow,
     ImportFileInvalid,
     ImportReport,
     _RowValidator,
@@ -173,6 +175,47 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _merge_held(
+    writer: _Writer,
+    validator: _RowValidator,
+    report: ImportReport,
+    *,
+    batch_id: int,
+    actor: User | None,
+) -> tuple[int, int]:
+    """Merge the rows the writer held back (records with decided fields), once every subject
+    of the batch is stored. Returns (updated, unchanged); held rows go to the report."""
+    updated = unchanged = 0
+    hash_of = {subject_id: subject_hash for subject_hash, subject_id in writer.subject_ids.items()}
+    for row in writer.held:
+        # The row may name a subject new to this batch by its reserved id: find it by its hash.
+        subject_hash = hash_of.get(row["subject_id"])
+        if subject_hash is not None:
+            row["subject_id"] = Subject.objects.values_list("id", flat=True).get(
+                identifier_hash=subject_hash
+            )
+        line = validator.seen_numbers.get(row["record_number"], 0)
+        changed, conflict = record_import_merge(
+            record_id=row["record_id"], staged=row, batch_id=batch_id, line=line, actor=actor
+        )
+        if conflict is not None:
+            report.rows_held += 1
+            report.held.append(
+                HeldRow(
+                    line=line,
+                    record_number=row["record_number"],
+                    case_reference=conflict.case_reference,
+                    fields=tuple(conflict.fields),
+                    conflict=conflict.pk,
+                )
+            )
+        elif changed:
+            updated += 1
+        else:
+            unchanged += 1
+    return updated, unchanged
+
+
 def import_batch_run(
     *,
     agency: Agency,
@@ -229,19 +272,24 @@ def import_batch_run(
                 writer.finish()
         except csv.Error as error:
             raise ImportFileInvalid(f"The CSV file is malformed: {error}.") from error
+        merged_updated, merged_unchanged = _merge_held(
+            writer, validator, report, batch_id=batch.pk, actor=actor
+        )
         report.batch_id = batch.pk
         report.sha256 = reader.digest.hexdigest()
-        inserted, updated = writer.inserted, writer.updated
+        inserted, updated = writer.inserted, writer.updated + merged_updated
         report.rows_inserted = inserted
         report.rows_updated = updated
-        report.rows_unchanged = writer.staged - inserted - updated
+        report.rows_unchanged = writer.staged - writer.inserted - writer.updated + merged_unchanged
         batch.sha256 = report.sha256
         batch.rows_total = report.rows_total
         batch.rows_inserted = inserted
         batch.rows_updated = updated
         batch.rows_unchanged = report.rows_unchanged
         batch.rows_rejected = report.rows_rejected
+        batch.rows_held = report.rows_held
         batch.errors = [error.as_dict() for error in report.errors[:MAX_ERRORS_STORED]]
+        batch.held = [row.as_dict() for row in report.held[:MAX_ERRORS_STORED]]
         batch.save(
             update_fields=[
                 "sha256",
@@ -250,7 +298,9 @@ def import_batch_run(
                 "rows_updated",
                 "rows_unchanged",
                 "rows_rejected",
+                "rows_held",
                 "errors",
+                "held",
                 "updated_at",
             ]
         )
@@ -268,6 +318,7 @@ def import_batch_run(
                 "updated": updated,
                 "unchanged": report.rows_unchanged,
                 "rejected": report.rows_rejected,
+                "held": report.rows_held,
             },
         )
     return report

@@ -3,19 +3,16 @@ and the row report (`ImportReport`, `RowError`)."""
 
 from __future__ import annotations
 
-import hashlib
 import operator
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-
-from records import identifiers
+from records import content, identifiers
+from records.content import MAX_LENGTHS, PROHIBITED_TERMS  # noqa: F401
 from records.crypto import identifier_hasher
 from records.dates import add_months
 from records.models import Agency, CatalogueEntry, CreditRecord, Jurisdiction
@@ -44,13 +41,6 @@ REQUIRED_FIELDS = (
 OPTIONAL_FIELDS = ("conduct_ended_on", "publication_months")
 _REQUIRED_COUNT = len(REQUIRED_FIELDS)
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-MAX_LENGTHS = {
-    "record_number": 64,
-    "subject_name": 200,
-    "title": 300,
-    "facts": 10_000,
-    "decision_document_number": 100,
-}
 # Fields that no lawful catalogue allows (Shanghai Art 15, Zhejiang Art 14, PIPL Art 28).
 PROHIBITED_FIELDS = frozenset(
     {
@@ -68,31 +58,11 @@ PROHIBITED_FIELDS = frozenset(
         "health_condition",
     }
 )
-PROHIBITED_TERMS: tuple[str, ...] = (
-    "宗教",
-    "基因",
-    "指纹",
-    "血型",
-    "病史",
-    "病历",
-    "religion",
-    "religious belief",
-    "genetic",
-    "fingerprint",
-    "blood type",
-    "medical history",
-    "illness",
-)
-# NUL; the unit separator, which joins the fields a record's content hash is computed over; lone
-# surrogates, which a JSON string can spell ("\\ud800") but no text encoding can store.
-_FORBIDDEN_CHARACTERS = re.compile("[\x00\x1f\ud800-\udfff]")
-# Letters that case-insensitive matching folds onto ASCII ones, though lower() does not.
-_CASE_FOLDING_TRAPS = re.compile("[\u017f\u0131\u0130\u212a]")
+_FORBIDDEN_CHARACTERS = content.FORBIDDEN_CHARACTERS
 _PUBLISHED = CreditRecord.Status.PUBLISHED.value
 _PUBLICATION_ENDED = CreditRecord.Status.PUBLICATION_ENDED.value
 MAX_ERRORS_KEPT = 10_000
 MAX_ERRORS_STORED = 1_000
-EARLIEST_DECISION = date(1990, 1, 1)
 
 
 class ImportFileInvalid(DomainError):
@@ -109,6 +79,26 @@ class RowError:
         return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class HeldRow:
+    """A row that would have changed fields a decided case set: those fields were kept."""
+
+    line: int
+    record_number: str
+    case_reference: str
+    fields: tuple[str, ...]
+    conflict: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "record_number": self.record_number,
+            "case": self.case_reference,
+            "fields": list(self.fields),
+            "conflict": self.conflict,
+        }
+
+
 @dataclass
 class ImportReport:
     batch_id: int = 0
@@ -118,7 +108,9 @@ class ImportReport:
     rows_updated: int = 0
     rows_unchanged: int = 0
     rows_rejected: int = 0
+    rows_held: int = 0
     errors: list[RowError] = field(default_factory=list)
+    held: list[HeldRow] = field(default_factory=list)
 
     @property
     def errors_not_listed(self) -> int:
@@ -174,13 +166,7 @@ class _RowValidator:
         }
         self.seen_numbers: dict[str, int] = {}
         self._hasher = identifier_hasher()
-        terms = getattr(settings, "RECORDS_PROHIBITED_TERMS", PROHIBITED_TERMS)
-        ordered = sorted(terms, key=len, reverse=True)
-        # One case-insensitive scan per field instead of one substring search per term, and
-        # before it a scan of the lower-cased text for the lower-cased terms, four times faster
-        # than a case-insensitive one, that lets most rows through.
-        self._prohibited = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
-        self._prohibited_lower = re.compile("|".join(re.escape(term.lower()) for term in ordered))
+        self._prohibited = content.prohibited_terms()
         # Imports repeat the same dates: publication periods by (decision date, months), retention
         # by its start date; a few tens of thousands of keys for a million rows.
         self._publication: dict[tuple[date, int], tuple[str, date, str]] = {}
@@ -189,7 +175,7 @@ class _RowValidator:
         self._id_counter = 0
         self._id_random: list[str] = []
         self._required = [name in REQUIRED_FIELDS for name in FIELDS]
-        self._max_lengths = [MAX_LENGTHS.get(name, 1_000) for name in FIELDS]
+        self._max_lengths = [MAX_LENGTHS.get(name, content.DEFAULT_MAX_LENGTH) for name in FIELDS]
 
     def validate(
         self, line: int, raw: list[str], problems: Iterable[tuple[str, str]] = ()
@@ -223,31 +209,17 @@ class _RowValidator:
             or not all(map(operator.le, map(len, values), self._max_lengths))
             or _FORBIDDEN_CHARACTERS.search("".join(values))
         ):
-            for name, required, limit, value in zip(
-                FIELDS, self._required, self._max_lengths, values, strict=True
-            ):
-                if not value:
-                    if required:
-                        fail(name, "is required")
-                elif "\x00" in value:
-                    fail(name, "contains a NUL character")
-                elif found := _FORBIDDEN_CHARACTERS.search(value):
-                    fail(name, f"contains the control or invalid character U+{ord(found[0]):04X}")
-                elif len(value) > limit:
-                    fail(name, f"is longer than {limit} characters")
+            for name, required, value in zip(FIELDS, self._required, values, strict=True):
+                if problem := content.text_problem(name, value, required=required):
+                    fail(name, problem)
             if errors:
                 return None, errors
 
-        # One scan over both fields; on a hit, each field is scanned to name it. The fast scan
-        # of the lower-cased text misses letters that only case-fold to ASCII (ſ, ı, İ, K):
-        # text holding one gets the case-insensitive scan.
-        text = f"{title}\n{facts}"
-        if self._prohibited_lower.search(text.lower()) or (
-            _CASE_FOLDING_TRAPS.search(text) and self._prohibited.search(text)
-        ):
+        # One scan over both fields; on a hit, each field is scanned to name it.
+        if self._prohibited.find(f"{title}\n{facts}"):
             for name, value in (("title", title), ("facts", facts)):
-                if found := self._prohibited.search(value):
-                    fail(name, f"mentions prohibited personal data ({found.group(0).lower()})")
+                if term := self._prohibited.find(value):
+                    fail(name, f"mentions prohibited personal data ({term})")
 
         identifier = subject_hash = ""
         if kind not in self._kinds:
@@ -269,13 +241,14 @@ class _RowValidator:
 
         decision_date = self._date(decision_raw, "decision_date", fail)
         conduct_ended_on = self._date(conduct_raw, "conduct_ended_on", fail)
-        if decision_date is not None:
-            if decision_date > self.today:
-                fail("decision_date", "is in the future")
-            elif decision_date < EARLIEST_DECISION:
-                fail("decision_date", "is before 1990-01-01")
-        if conduct_ended_on is not None and conduct_ended_on > self.today:
-            fail("conduct_ended_on", "is in the future")
+        for name, value in (
+            ("decision_date", decision_date),
+            ("conduct_ended_on", conduct_ended_on),
+        ):
+            if value is not None and (
+                problem := content.date_problem(name, value, today=self.today)
+            ):
+                fail(name, problem)
 
         months: int | None = None
         if category is not None:
@@ -332,19 +305,16 @@ class _RowValidator:
         self.seen_numbers[number] = line
 
         conduct_text = conduct_ended_on.isoformat() if conduct_ended_on else ""
-        content = "\x1f".join(
-            (
-                subject_hash,
-                category.code,
-                title,
-                facts,
-                document_number,
-                decision_raw,
-                conduct_text,
-                str(months),
-            )
+        content_hash = content.content_hash(
+            subject_hash=subject_hash,
+            category_code=category.code,
+            title=title,
+            facts=facts,
+            document_number=document_number,
+            decision_date=decision_text,
+            conduct_ended_on=conduct_text,
+            publication_months=months,
         )
-        content_hash = hashlib.sha256(content.encode()).hexdigest()
         if self.as_values:
             staged_values = (
                 number,
@@ -414,9 +384,9 @@ class _RowValidator:
         if not value:
             return None
         try:
-            return date.fromisoformat(value)
-        except ValueError:
-            fail(name, "must be a date in the form YYYY-MM-DD")
+            return content.date_parse(value)
+        except ValueError as error:
+            fail(name, str(error))
             return None
 
 

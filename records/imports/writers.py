@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
@@ -127,6 +128,15 @@ class _Writer:
         self.new_subjects: list[tuple[str, int, str]] = []
         # Copy straight into the records table while the rows are new (see `write`).
         self.direct = postgresql
+        # Rows for records some of whose fields a decided case set: taken out of the set-based
+        # path and merged one by one after the batch (`records.services.record_import_merge`).
+        self.held: list[dict[str, Any]] = []
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM records_creditrecord "
+            "WHERE agency_id = %s AND decided_fields IS NOT NULL)",
+            [agency_id],
+        )
+        self.has_decided = bool(cursor.fetchone()[0])
         if postgresql:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [IMPORT_LOCK_KEY])
         types = (
@@ -201,6 +211,8 @@ class _Writer:
                     for values, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
                 ],
             )
+        if self.has_decided:
+            self.held.extend(_take_decided(self.cursor, agency_id=self.agency_id))
         staged, inserted, updated = _apply(
             self.cursor, agency_id=self.agency_id, batch_id=self.batch_id, now=self.now
         )
@@ -291,6 +303,54 @@ def _copy_in(raw_cursor: Any, table: str, data: bytes) -> int:
     # One read of the whole chunk: psycopg2 holds the GIL only while it takes the bytes.
     raw_cursor.copy_expert(f"COPY {table} FROM STDIN", io.BytesIO(data), size=len(data) + 1)
     return int(raw_cursor.rowcount)
+
+
+_HELD_COLUMNS = (
+    "record_number",
+    "category_id",
+    "title",
+    "facts",
+    "decision_document_number",
+    "decision_date",
+    "conduct_ended_on",
+    "publication_start",
+    "publication_end",
+    "retention_end",
+    "content_hash",
+    "subject_id",
+)
+_DATE_COLUMNS = ("decision_date", "conduct_ended_on", "publication_start", "publication_end")
+
+
+def _take_decided(cursor: Any, *, agency_id: int) -> list[dict[str, Any]]:
+    """Remove from the staging table the changed rows of records that carry decided fields, and
+    return them (with `record_id`). Served by the partial index on decided records: only the
+    agency's few decided records are read."""
+    cursor.execute(
+        "SELECT r.id, "  # noqa: S608 - column names only
+        + ", ".join(f"s.{name}" for name in _HELD_COLUMNS)
+        + " FROM records_creditrecord r JOIN import_staging s "
+        "ON s.record_number = r.record_number "
+        "WHERE r.agency_id = %s AND r.decided_fields IS NOT NULL "
+        "AND r.content_hash <> s.content_hash",
+        [agency_id],
+    )
+    rows = []
+    for record_id, *values in cursor.fetchall():
+        row = dict(zip(_HELD_COLUMNS, values, strict=True))
+        for name in _DATE_COLUMNS:  # SQLite hands dates back as text
+            if isinstance(row[name], str):
+                row[name] = date.fromisoformat(row[name])
+        row["record_id"] = record_id
+        rows.append(row)
+    if rows:
+        cursor.execute(
+            "DELETE FROM import_staging WHERE record_number IN ("  # noqa: S608
+            + ", ".join(["%s"] * len(rows))
+            + ")",
+            [row["record_number"] for row in rows],
+        )
+    return rows
 
 
 # The content hash of the stored record with a staged row's number (NULL when there is none).

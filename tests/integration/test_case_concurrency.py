@@ -27,7 +27,11 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True, available_apps=FLUSHABLE_APPS),
 ]
-GRANT = TransitionInput(outcome=Case.Outcome.GRANTED, reasons="经核查，标题记载有误，予以更正。")
+GRANT = TransitionInput(
+    outcome=Case.Outcome.GRANTED,
+    reasons="经核查，标题记载有误，予以更正。",
+    correction={"title": "更正后的标题"},
+)
 
 
 def case_under_review(world: World) -> Case:
@@ -134,7 +138,7 @@ def test_two_caseworkers_granting_at_once_decide_the_case_once(world, send_lock_
     versions = CreditRecordVersion.objects.filter(record=record)
     assert list(versions.values_list("version", "title")) == [(1, record.title)]
     corrected = CreditRecord.objects.get(pk=record.pk)
-    assert (corrected.version, corrected.title) == (2, case.correction["title"])
+    assert (corrected.version, corrected.title) == (2, GRANT.correction["title"])
     assert len(world.events("record.corrected", case)) == 1
 
 
@@ -161,6 +165,7 @@ def test_the_losing_decision_through_the_api_is_409_and_changes_nothing(
         "transition": "grant",
         "outcome": Case.Outcome.GRANTED,
         "reasons": GRANT.reasons,
+        "correction": GRANT.correction,
     }
     if send_lock_version:
         body["lock_version"] = read_version

@@ -139,11 +139,32 @@ def test_citizen_files_an_objection_to_their_own_record(
         "fields_objected": ["title"],
         "outcome": "",
         "reasons": "",
+        "subject": {
+            "id": str(world.subject.public_id),
+            "kind": world.subject.kind,
+            "name": world.subject.name,
+            "identifier": world.subject.identifier_masked,
+        },
+        "record_content": body["record_content"],
+        "proposed_changes": [
+            {
+                "field": "title",
+                "current": world.sh_record.title,
+                "proposed": "已撤销的处罚",
+                "decided": None,
+            }
+        ],
+        "decision": None,
+        "dispute_statement": None,
         "workflow": None,
         "available_transitions": [],
         "clocks": [],
         "pending_approval": None,
     }
+    assert (body["record_content"]["facts"], body["record_content"]["version"]) == (
+        world.sh_record.facts,
+        world.sh_record.version,
+    )
     assert parse_datetime(body["filed_at"]) == case.filed_at
     assert (case.reference, case.subject, case.filed_by, case.correction) == (
         f"SH-{year}-000001",
@@ -233,8 +254,13 @@ def test_filing_a_correction_of_a_field_that_cannot_be_corrected_is_refused(worl
 
     assert response.status_code == 400
     assert response.json() == {
-        "detail": "These fields cannot be corrected: status.",
-        "code": "filing_refused",
+        "detail": "The correction cannot be applied: correction cannot change status; it may "
+        "change: conduct_ended_on, decision_date, decision_document_number, facts, title.",
+        "code": "content_invalid",
+        "errors": {
+            "correction": "cannot change status; it may change: conduct_ended_on, "
+            "decision_date, decision_document_number, facts, title"
+        },
     }
     assert nothing_filed() == before
 
@@ -604,6 +630,7 @@ def test_grant_with_reasons_executes_the_correction_and_closes_the_case(
         "grant",
         outcome="granted",
         reasons="The penalty was revoked on 2024-03-01.",
+        correction={"title": "已撤销的处罚"},
     )
 
     assert response.status_code == 200

@@ -249,6 +249,7 @@ def transition_input(
     statement: bool,
     extension_reason: bool,
     extension_days: int,
+    remedy: str,
     correction: bool,
 ) -> TransitionInput:
     return TransitionInput(
@@ -258,7 +259,28 @@ def transition_input(
         statement="对处理结果有异议" if statement else "",
         extension_reason="案情复杂" if extension_reason else "",
         extension_days=extension_days,
+        remedy=remedy,
         correction=dict(CORRECTION) if correction else {},
+    )
+
+
+GRANTING = (Case.Outcome.GRANTED, Case.Outcome.PARTLY_GRANTED)
+
+
+def remedies_of(definition: Definition, step: Transition) -> list[str]:
+    """The remedies a granting step may decide: the record effect it applies itself, else those
+    of the steps leaving the state it leads to."""
+    by_effect = {effect: remedy for remedy, effect in REMEDY_EFFECT.items()}
+    own = [by_effect[e] for e in step.effects if e in by_effect]
+    if own:
+        return own
+    return sorted(
+        {
+            by_effect[e]
+            for t in definition.transitions_from(step.target)
+            for e in t.effects
+            if e in by_effect
+        }
     )
 
 
@@ -318,6 +340,9 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
             )
             self.remedy = remedy
             self.correction = dict(CORRECTION) if with_correction else {}
+            # The decision in force: the remedy and the values it decided.
+            self.decided_remedy = ""
+            self.decided_correction: dict[str, str] = {}
             case = case_file(
                 actor=world.citizen,
                 record=record,
@@ -450,7 +475,9 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                     break
                 system = [t for t in definition.transitions_from(state) if "system" in t.roles]
                 if len(system) > 1:
-                    wanted = REMEDY_EFFECT[Case.Remedy(self.remedy)]
+                    wanted = REMEDY_EFFECT.get(Case.Remedy(self.decided_remedy or "correct"))
+                    if not self.decided_remedy:
+                        wanted = None
                     system = [t for t in system if wanted in t.effects]
                 if len(system) != 1:
                     break
@@ -469,7 +496,7 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                     elif effect == "unmark_record" and self.marked:
                         self.marked = False
                         events.append(("record.unmarked", None, None, None))
-                    elif effect == "apply_correction" and self.correction:
+                    elif effect == "apply_correction" and self.decided_remedy == "correct":
                         self.record_version += 1
                         self.record_status = CreditRecord.Status.CORRECTED
                         events.append(("record.corrected", None, None, None))
@@ -510,6 +537,9 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                 return Refused(MissingFields, f"'{name}' needs {step.requires}")
             if data.outcome and data.outcome not in step.outcomes:
                 return Refused(MissingFields, f"'{name}' records one of {step.outcomes}")
+            decision = self.decision_for(step, data)
+            if isinstance(decision, Refused):
+                return decision
             if name in waits:
                 clock = (
                     Clock.objects.filter(case_id=self.case_id, timer=waits[name])
@@ -540,11 +570,37 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                 return Requested(step)
             return self.expect_apply(step, data)
 
+        def decision_for(
+            self, step: Transition, data: TransitionInput
+        ) -> Refused | tuple[str, dict[str, str]] | None:
+            """What a step decides (remedy, decided values), None for a step that decides
+            nothing, or why the service refuses it."""
+            outcome = data.outcome or (step.outcomes[0] if len(step.outcomes) == 1 else "")
+            if not step.outcomes or outcome not in GRANTING:
+                if data.remedy or data.correction:
+                    return Refused(MissingFields, "no remedy or correction without a grant")
+                return ("", {}) if step.outcomes and outcome else None
+            allowed = remedies_of(definition, step)
+            remedy = data.remedy or (
+                allowed[0] if len(allowed) == 1 else self.remedy if self.remedy in allowed else ""
+            )
+            if allowed and remedy not in allowed:
+                return Refused(MissingFields, f"remedy {remedy!r} not in {allowed}")
+            if remedy == "correct" and not data.correction:
+                return Refused(MissingFields, "a correction needs decided values")
+            if remedy != "correct" and data.correction:
+                return Refused(MissingFields, "decided values without a correction")
+            return remedy, dict(data.correction)
+
         def expect_apply(self, step: Transition, data: TransitionInput) -> Expected:
             if step.extends_clock:
                 refusal = self.extension_refusal(data.extension_days)
                 if refusal is not None:
                     return refusal
+            decision = self.decision_for(step, data)
+            assert not isinstance(decision, Refused), decision
+            if decision is not None:
+                self.decided_remedy, self.decided_correction = decision
             steps = [step]
             if not definition.is_terminal(step.target):
                 steps += self.automatic_from(step.target)
@@ -552,7 +608,9 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
 
         # --- calling the services and checking the result
 
-        def call(self, expected: Expected, call: Any, *, describe: str) -> None:
+        def call(
+            self, expected: Expected, call: Any, *, describe: str, approval_id: int | None = None
+        ) -> None:
             before = self.snapshot()
             sequence = before["events"]["last"]
             refusal: Exception | None = None
@@ -588,7 +646,19 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                 assert steps[0].name in definition.reopen_by_review, describe
             if steps[0].name == "request_review":
                 self.reviews += 1
-            assert self.events_since(sequence) == self.effects_and_events(steps), describe
+            # A step that leaves the state lapses the approvals still awaited in it, first.
+            lapsed = (
+                [("case.approval_lapsed", None, None, None)]
+                * sum(
+                    1
+                    for approval in before["approvals"]
+                    if approval[1] is None and approval[0] != approval_id
+                )
+                if steps[0].source != steps[0].target
+                else []
+            )
+            expected_events = lapsed + self.effects_and_events(steps)
+            assert self.events_since(sequence) == expected_events, describe
             self.state = steps[-1].target
             assert case_after[0] == self.state, describe
             assert case_after[1] == case_before[1] + len(steps)
@@ -649,6 +719,7 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
             statement=st.booleans(),
             extension_reason=st.booleans(),
             extension_days=st.integers(min_value=0, max_value=10),
+            remedy=st.sampled_from(["", *Case.Remedy.values]),
             correction=st.booleans(),
         )
         def try_any_transition(self, name: str, who: str, **fields: Any) -> None:
@@ -677,6 +748,10 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                 )
             )
             days = data.draw(st.integers(min_value=1, max_value=10))
+            implied = outcome or (step.outcomes[0] if len(step.outcomes) == 1 else "")
+            remedy = ""
+            if implied in GRANTING and (allowed := remedies_of(definition, step)):
+                remedy = data.draw(st.sampled_from(allowed))
             self.attempt(
                 step.name,
                 who,
@@ -687,6 +762,8 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                     statement="对处理结果有异议",
                     extension_reason="案情复杂",
                     extension_days=days,
+                    remedy=remedy,
+                    correction=dict(CORRECTION) if remedy == "correct" else {},
                 ),
             )
 
@@ -720,7 +797,13 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
             else:
                 payload = approval.payload
                 expected = self.expect_apply(
-                    step, TransitionInput(extension_days=int(payload.get("extension_days") or 0))
+                    step,
+                    TransitionInput(
+                        outcome=payload.get("outcome", ""),
+                        extension_days=int(payload.get("extension_days") or 0),
+                        remedy=payload.get("remedy", ""),
+                        correction=payload.get("correction") or {},
+                    ),
                 )
             extendable = self.extendable_clocks()
             self.call(
@@ -729,6 +812,7 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
                     approval_id=approval.pk, actor=person, approve=approve, reasons="意见"
                 ),
                 describe=f"{'approve' if approve else 'reject'} {approval.transition} by {who}",
+                approval_id=approval.pk,
             )
             if isinstance(expected, Rejected | Applied):
                 approval.refresh_from_db()

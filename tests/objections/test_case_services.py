@@ -29,13 +29,16 @@ from objections.services import (
     clocks_sweep,
     workflow_definition_publish,
 )
+from records.content import ContentInvalid
 from records.models import CreditRecord, CreditRecordVersion
 from tests.factories import CatalogueEntryFactory, CreditRecordFactory
 from tests.objections.conftest import case_snapshot
 
 pytestmark = pytest.mark.django_db
 
-GRANT = TransitionInput(outcome="granted", reasons="核实后确有错误")
+GRANT = TransitionInput(
+    outcome="granted", reasons="核实后确有错误", correction={"title": "更正后的标题"}
+)
 REFUSE = TransitionInput(outcome="refused", reasons="记录准确")
 
 
@@ -173,8 +176,10 @@ def test_repair_of_an_unrepairable_category_is_refused(world):
 
 
 def test_correction_of_a_field_that_cannot_be_corrected_is_refused(world):
-    with pytest.raises(FilingRefused, match="subject_id"):
+    before = Case.objects.count()
+    with pytest.raises(ContentInvalid, match="subject_id"):
         file_objection(world, correction={"subject_id": 1})
+    assert Case.objects.count() == before
 
 
 # --- routing ------------------------------------------------------------------------------------

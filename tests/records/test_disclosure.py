@@ -161,7 +161,7 @@ def test_list_query_count_does_not_grow_with_rows(
 ):
     client.force_login(citizen)
     client.get(reverse("portal:records"))  # warm the session
-    with django_assert_num_queries(4) as one:  # session, user, subjects, records
+    with django_assert_num_queries(5) as one:  # session, user, subjects, records, statements
         client.get(reverse("portal:records"))
     for _ in range(49):
         CreditRecordFactory(subject=own_record.subject)

@@ -189,6 +189,7 @@ def test_one_audit_event_per_batch_with_sha256_and_counts(agency):
         "updated": 0,
         "unchanged": 0,
         "rejected": 8,
+        "held": 0,
     }
 
 
