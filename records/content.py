@@ -65,8 +65,13 @@ PROHIBITED_TERMS: tuple[str, ...] = (
 FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # Characters that render as nothing and could split a term: zero-width space, joiners, word
 # joiner, byte-order mark, soft hyphen, Mongolian vowel separator, invisible operators.
-# The combining dot above is what case-folding the dotted capital I (U+0130) leaves after an i.
-_INVISIBLE = re.compile("[\u00ad\u0307\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# The combining dot above is what case-folding the dotted capital I (U+0130) leaves after an i;
+# then the combining grapheme joiner, variation selectors and the Hangul fillers, which render as
+# nothing or as blank space.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0307\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u3164\ufe00-\ufe0f\uffa0\ufeff]"
+)
 # One format for dates: ISO 8601 calendar dates (no compact 20260101, no times).
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # A cell beginning with one of these is read as a formula by spreadsheet programs.
@@ -98,9 +103,10 @@ class ProhibitedTerms:
     compiled once into one scan."""
 
     def __init__(self, terms: tuple[str, ...]) -> None:
-        keys = sorted({prohibited_key(term) for term in terms if term.strip()}, key=len)
-        self._pattern = re.compile("|".join(map(re.escape, reversed(keys))))
-        self._terms = {prohibited_key(term): term for term in terms}
+        self._terms = {key: term for term in terms if (key := prohibited_key(term))}
+        keys = sorted(self._terms, key=len, reverse=True)
+        # No terms configured: a pattern that matches nothing (an empty one would match all).
+        self._pattern = re.compile("|".join(map(re.escape, keys)) if keys else "(?!)")
 
     def find(self, text: str) -> str | None:
         """The prohibited term `text` mentions, in its listed spelling, or None."""
@@ -197,6 +203,8 @@ def correction_check(changes: object, *, today: date) -> CheckedCorrection:
         if name in unknown:
             continue
         required = name not in OPTIONAL_CORRECTABLE
+        if isinstance(value, str):
+            value = value.strip()  # as an import row's values are
         if value is None or value == "":
             if required:
                 errors[name] = "is required"
