@@ -223,7 +223,9 @@ def run() -> common.Result:
                 case_id=case.pk,
                 transition="grant",
                 actor=actor,
-                data=TransitionInput(outcome="granted", reasons="benchmark"),
+                data=TransitionInput(
+                    outcome="granted", reasons="benchmark", correction={"title": "更正"}
+                ),
             )
     transitions = 2 * len(extra)
     rate = transitions / elapsed[0]

@@ -11,6 +11,7 @@ from objections.models import (
     CalendarYear,
     Case,
     Clock,
+    Decision,
     Escalation,
     WorkflowDefinition,
 )
@@ -22,6 +23,7 @@ from objections.services.calendars import (
     calendar_year_reopen,
 )
 from objections.services.definitions import workflow_definition_publish
+from scs_cases.admin import ReadOnlyAdmin
 from scs_cases.errors import DomainError
 
 
@@ -191,17 +193,17 @@ class CaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Escalation)
-class EscalationAdmin(admin.ModelAdmin):
+class EscalationAdmin(ReadOnlyAdmin):
     """Read-only: escalations are raised by the clock sweep and handled in the workflow."""
 
     list_display = ("case", "clock", "created_at", "resolved_at")
     raw_id_fields = ("case", "clock", "resolved_by")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    """Read-only: a decision is recorded by the step that takes it."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    list_display = ("case", "transition", "outcome", "remedy", "decided_by", "created_at")
+    list_filter = ("outcome", "remedy")
+    raw_id_fields = ("case", "record", "decided_by", "approved_by")

@@ -360,7 +360,8 @@ class ImportConflictOutput(serializers.Serializer):
     case = serializers.CharField(source="case_reference")
     batch = serializers.IntegerField(source="batch_id")
     line = serializers.IntegerField()
-    fields = serializers.DictField(
+    # Declared fields are taken off the class, so Serializer.fields is not shadowed at run time.
+    fields = serializers.DictField(  # type: ignore[assignment]
         help_text="Per field held back: the agency's value and the decided value."
     )
     reasons = serializers.CharField()

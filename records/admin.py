@@ -10,6 +10,7 @@ from records.models import (
     CreditRecord,
     CreditRecordVersion,
     ImportBatch,
+    ImportConflict,
     Jurisdiction,
     Subject,
     SubjectUserObjectPermission,
@@ -19,6 +20,7 @@ from records.services import (
     subject_access_revoke,
     subject_dishonesty_flag_set,
 )
+from scs_cases.admin import ReadOnlyAdmin
 
 
 @admin.register(Jurisdiction)
@@ -136,20 +138,20 @@ class CreditRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(CreditRecordVersion)
-class CreditRecordVersionAdmin(admin.ModelAdmin):
+class CreditRecordVersionAdmin(ReadOnlyAdmin):
     """Read-only: a version is written by the import or a decided correction, never by hand."""
 
     list_display = ("record", "version", "superseded_at")
     raw_id_fields = ("record",)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+@admin.register(ImportConflict)
+class ImportConflictAdmin(ReadOnlyAdmin):
+    """Read-only: conflicts are held by imports and resolved by caseworkers (API, dashboard)."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    list_display = ("id", "record", "case_reference", "status", "created_at", "resolved_at")
+    list_filter = ("status",)
+    raw_id_fields = ("record", "batch")
 
 
 @admin.register(ImportBatch)

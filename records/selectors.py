@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
@@ -40,10 +41,13 @@ def subject_get_for_user(*, user: User, public_id: uuid.UUID | str) -> Subject:
         raise Http404("No such subject.") from error
 
 
-def _dispute_statements() -> Prefetch:
-    """The statements of dispute shown with each record, with their case (one query)."""
-    statement = CreditRecord.dispute_statements.rel.related_model
-    return Prefetch("dispute_statements", queryset=statement.objects.select_related("case"))
+def _dispute_statements() -> Prefetch[Any]:
+    """The statements of dispute shown with each record, with their case (one query). The
+    model is the objections app's, which depends on this one: looked up, not imported."""
+    statement = apps.get_model("objections", "DisputeStatement")
+    return Prefetch(
+        "dispute_statements", queryset=statement._default_manager.select_related("case")
+    )
 
 
 def record_list_for_user(*, user: User, subject: Subject | None = None) -> QuerySet[CreditRecord]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
 from smtplib import SMTPException
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -21,7 +22,8 @@ from django.utils import timezone, translation
 
 from accounts import roles
 from accounts.models import User
-from objections.models import Case, Notification
+from objections.models import Case, Decision, Notification
+from records.models import CreditRecord
 
 # event -> who hears about it
 AUDIENCE = {
@@ -46,10 +48,19 @@ def notify(*, case_id: int, event: str) -> list[int]:
     )
     if case is None or event not in AUDIENCE:
         return []
+    decision = (
+        Decision.objects.filter(case=case).order_by("-id").first() if event == "decided" else None
+    )
     ids = []
     for person in _recipients(case, AUDIENCE[event]):
         with translation.override(person.preferred_language or settings.LANGUAGE_CODE):
-            context = {"case": case, "event": event, "person": person}
+            context = {
+                "case": case,
+                "event": event,
+                "person": person,
+                "decision": decision,
+                "changes": _decided_changes(decision),
+            }
             subject = render_to_string("email/case_subject.txt", context).strip()
             body = render_to_string("email/case_body.txt", context)
         notice = Notification.objects.create(
@@ -66,6 +77,21 @@ def notify(*, case_id: int, event: str) -> list[int]:
 
         transaction.on_commit(partial(notifications_send_task.delay, notification_ids=ids))
     return ids
+
+
+def _decided_changes(decision: Decision | None) -> list[dict[str, Any]]:
+    """Each field the applicant proposed or the decision set, named in the reader's language."""
+    if decision is None:
+        return []
+    names = sorted(set(decision.proposed) | set(decision.correction))
+    return [
+        {
+            "label": CreditRecord._meta.get_field(name).verbose_name,
+            "proposed": decision.proposed.get(name),
+            "decided": decision.correction.get(name),
+        }
+        for name in names
+    ]
 
 
 def _recipients(case: Case, audience: tuple[str, ...]) -> list[User]:

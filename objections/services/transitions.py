@@ -113,7 +113,7 @@ def _automatic_step(case: Case, definition: workflow.Definition) -> workflow.Tra
 def _remedies(definition: workflow.Definition, step: workflow.Transition) -> list[str]:
     """The remedies a granting step can lead to: the record effect it applies itself, else
     those of the steps that execute a decision from the state it leads to."""
-    by_effect = {effect: remedy for remedy, effect in REMEDY_EFFECTS.items()}
+    by_effect = {effect: str(remedy) for remedy, effect in REMEDY_EFFECTS.items()}
     own = [by_effect[e] for e in step.effects if e in by_effect]
     if own:
         return own
@@ -447,6 +447,9 @@ def _apply(
             clocks.clocks_stop_outside(case=case, definition=definition, state=step.target, now=now)
         clocks.clocks_start(case=case, definition=definition, state=step.target, today=today)
     if step.outcomes and data.outcome:
+        decider = actor or approved_by
+        if decider is None:
+            raise TransitionNotAvailable(f"'{step.name}' decides: a person takes it.")
         Decision.objects.create(
             case=case,
             record_id=case.record_id,
@@ -456,7 +459,7 @@ def _apply(
             reasons=data.reasons,
             proposed=case.correction,
             correction=data.correction,
-            decided_by=actor or approved_by,
+            decided_by=decider,
             approved_by=approved_by,
         )
     effects_run(case, step, actor=actor or approved_by)

@@ -22,15 +22,14 @@ SQLite (development and the default test run) takes the staged path for every ch
 thread. The whole batch is one transaction with one audit event.
 """
 
+from records.content import MAX_LENGTHS, PROHIBITED_TERMS
 from records.imports.pipeline import CHUNK_ROWS, import_batch_run
 from records.imports.reading import count_lines, detect_format
 from records.imports.validation import (
     FIELDS,
     MAX_ERRORS_STORED,
-    MAX_LENGTHS,
     OPTIONAL_FIELDS,
     PROHIBITED_FIELDS,
-    PROHIBITED_TERMS,
     REQUIRED_FIELDS,
     ImportFileInvalid,
     ImportReport,

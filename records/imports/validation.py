@@ -12,7 +12,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from records import content, identifiers
-from records.content import MAX_LENGTHS, PROHIBITED_TERMS  # noqa: F401
+from records.content import MAX_LENGTHS
 from records.crypto import identifier_hasher
 from records.dates import add_months
 from records.models import Agency, CatalogueEntry, CreditRecord, Jurisdiction
@@ -241,13 +241,11 @@ class _RowValidator:
 
         decision_date = self._date(decision_raw, "decision_date", fail)
         conduct_ended_on = self._date(conduct_raw, "conduct_ended_on", fail)
-        for name, value in (
+        for name, day in (
             ("decision_date", decision_date),
             ("conduct_ended_on", conduct_ended_on),
         ):
-            if value is not None and (
-                problem := content.date_problem(name, value, today=self.today)
-            ):
+            if day is not None and (problem := content.date_problem(name, day, today=self.today)):
                 fail(name, problem)
 
         months: int | None = None
