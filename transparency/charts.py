@@ -1,0 +1,77 @@
+"""Charts drawn on the server as SVG: they need no script, work under a strict
+Content-Security-Policy, and each is shown with the table it is drawn from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WIDTH = 640
+BAR_GAP = 4
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    value: str
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    width: int
+    height: int
+    bars: list[Bar]
+    labels: list[Bar]  # axis labels, positioned like bars (x, y) with their text in `label`
+    title: str
+
+
+def columns(
+    points: list[tuple[str, float | None]], *, title: str, height: int = 200, unit: str = ""
+) -> Chart:
+    """One column per point (a month), scaled to the largest; a withheld value (None) draws no
+    column and says so in its tooltip."""
+    top = max((value for _, value in points if value is not None), default=0) or 1
+    plot = height - 30
+    step = WIDTH / max(len(points), 1)
+    bars, labels = [], []
+    for index, (label, value) in enumerate(points):
+        x = index * step + BAR_GAP / 2
+        if value is not None:
+            size = plot * value / top
+            bars.append(
+                Bar(x, plot - size, step - BAR_GAP, size, label, f"{value:g}{unit}", "value")
+            )
+        else:
+            bars.append(Bar(x, plot - 2, step - BAR_GAP, 2, label, "—", "withheld"))
+        if index % max(len(points) // 6, 1) == 0:
+            labels.append(Bar(x, height - 10, step, 0, label, ""))
+    return Chart(WIDTH, height, bars, labels, title)
+
+
+def stacked(
+    rows: list[tuple[str, list[tuple[str, str, float | None]]]],
+    *,
+    title: str,
+    row_height: int = 22,
+) -> Chart:
+    """One horizontal bar per row (an agency), split into its shares (0 to 1) in order; a row
+    with a withheld share is drawn as far as it is known."""
+    left = 200
+    bars, labels = [], []
+    for index, (label, shares) in enumerate(rows):
+        y = index * row_height
+        labels.append(Bar(0, y + row_height * 0.7, left, 0, label, ""))
+        x = float(left)
+        for code, name, share in shares:
+            if share is None or share <= 0:
+                continue
+            width = (WIDTH - left) * share
+            bars.append(
+                Bar(x, y + 2, width, row_height - 4, label, f"{name} {share:.0%}", f"part-{code}")
+            )
+            x += width
+    return Chart(WIDTH, max(len(rows), 1) * row_height, bars, labels, title)

@@ -1,0 +1,249 @@
+"""The public figures: per month and per jurisdiction, agency or catalogue category, how many
+cases were filed and decided, how they ended, how long they took, and whether the statutory
+deadlines were kept; with small counts suppressed so that no figure identifies a person.
+
+Pure functions over `CaseFacts` (one per case, read by `transparency.services`); the measures are
+defined in docs/statistics.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+# Counts published per cell. Flows count what happened in the month; `backlog` is the stock of
+# cases open at the month's end.
+OUTCOMES = ("corrected", "deleted", "publication_ended", "repaired", "refused", "other")
+FLOWS = (
+    "filed",
+    "filed_objection",
+    "filed_repair",
+    "decided",
+    *OUTCOMES,
+    "withdrawn",
+    "on_time",
+    "late",
+)
+COUNTS = (*FLOWS, "backlog")
+# Sums that hold inside one cell: a total and its parts.
+WITHIN = (
+    ("filed", ("filed_objection", "filed_repair")),
+    ("decided", OUTCOMES),
+    ("decided", ("on_time", "late")),
+)
+DIMENSIONS = ("all", "jurisdiction", "agency", "category")
+ALL = "all"  # the value of the "all" dimension, and the month of the period's totals
+THRESHOLD = 5  # a count from 1 to THRESHOLD - 1 could point at someone: it is suppressed
+
+Key = tuple[str, str, str, str]  # month, dimension, value, measure
+Group = tuple[str, str, str]  # month, dimension, value
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the figures need to know of one case."""
+
+    kind: str
+    jurisdiction: str
+    agency: str
+    category: str
+    filed_on: date
+    closed_on: date | None
+    decided_on: date | None = None
+    outcome: str | None = None  # one of OUTCOMES, when decided
+    withdrawn_on: date | None = None
+    working_days: int | None = None  # from filing to the decision
+    paused_days: int = 0  # working days the clocks stood still (material requested)
+    on_time: bool | None = None  # decided without a statutory deadline passing
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def months_between(first: date, last: date) -> list[str]:
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _month_end(month: str) -> date:
+    year, number = int(month[:4]), int(month[5:])
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
+
+
+@dataclass
+class Aggregates:
+    counts: dict[Key, int]
+    days: dict[Group, list[int]]  # working days to decision of the cases decided in the group
+    paused: dict[Group, list[int]]
+    agencies: dict[str, str]  # agency -> its jurisdiction
+    months: list[str]
+
+
+def aggregate(facts: Iterable[CaseFacts], *, months: list[str]) -> Aggregates:
+    """Count every case into each month and dimension it belongs to (and the period's totals)."""
+    counts: dict[Key, int] = defaultdict(int)
+    days: dict[Group, list[int]] = defaultdict(list)
+    paused: dict[Group, list[int]] = defaultdict(list)
+    agencies: dict[str, str] = {}
+    shown = set(months)
+    ends = [(month, _month_end(month)) for month in months]
+    for case in facts:
+        agencies[case.agency] = case.jurisdiction
+        values = (
+            (ALL, ALL),
+            ("jurisdiction", case.jurisdiction),
+            ("agency", case.agency),
+            ("category", case.category),
+        )
+
+        def add(month: str, measure: str, values: Any = values) -> None:
+            if month not in shown:
+                return
+            for dimension, value in values:
+                counts[(month, dimension, value, measure)] += 1
+                counts[(ALL, dimension, value, measure)] += 1
+
+        filed = month_of(case.filed_on)
+        add(filed, "filed")
+        add(filed, f"filed_{case.kind}")
+        if case.decided_on is not None and case.outcome is not None:
+            decided = month_of(case.decided_on)
+            add(decided, "decided")
+            add(decided, case.outcome)
+            add(decided, "on_time" if case.on_time else "late")
+            if decided in shown:
+                for dimension, value in values:
+                    for month in (decided, ALL):
+                        days[(month, dimension, value)].append(case.working_days or 0)
+                        paused[(month, dimension, value)].append(case.paused_days)
+        elif case.withdrawn_on is not None:
+            add(month_of(case.withdrawn_on), "withdrawn")
+        for month, end in ends:  # a stock: open at the month's end
+            if case.filed_on <= end and (case.closed_on is None or case.closed_on > end):
+                for dimension, value in values:
+                    counts[(month, dimension, value, "backlog")] += 1
+    return Aggregates(dict(counts), dict(days), dict(paused), agencies, months)
+
+
+def relations(aggregates: Aggregates) -> list[tuple[Key, tuple[Key, ...]]]:
+    """Every published total with its published parts: inside a cell, across dimensions (all =
+    the jurisdictions = the categories; a jurisdiction = its agencies) and across months (the
+    period = its months, for flows)."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for _, dimension, value, _ in aggregates.counts:
+        groups[dimension].add(value)
+    by_jurisdiction: dict[str, list[str]] = defaultdict(list)
+    for agency, jurisdiction in aggregates.agencies.items():
+        by_jurisdiction[jurisdiction].append(agency)
+    found: list[tuple[Key, tuple[Key, ...]]] = []
+    for month in (*aggregates.months, ALL):
+        for dimension, values in groups.items():
+            for value in values:
+                for total, parts in WITHIN:
+                    found.append(
+                        (
+                            (month, dimension, value, total),
+                            tuple((month, dimension, value, part) for part in parts),
+                        )
+                    )
+        for measure in COUNTS:
+            if month == ALL and measure == "backlog":
+                continue
+            grand: Key = (month, ALL, ALL, measure)
+            for dimension in ("jurisdiction", "category"):
+                found.append(
+                    (
+                        grand,
+                        tuple(
+                            (month, dimension, value, measure)
+                            for value in sorted(groups[dimension])
+                        ),
+                    )
+                )
+            for jurisdiction, members in by_jurisdiction.items():
+                found.append(
+                    (
+                        (month, "jurisdiction", jurisdiction, measure),
+                        tuple((month, "agency", agency, measure) for agency in sorted(members)),
+                    )
+                )
+    for dimension, values in groups.items():
+        for value in values:
+            for measure in FLOWS:
+                found.append(
+                    (
+                        (ALL, dimension, value, measure),
+                        tuple((month, dimension, value, measure) for month in aggregates.months),
+                    )
+                )
+    return found
+
+
+def suppress(counts: Mapping[Key, int], linked: list[tuple[Key, tuple[Key, ...]]]) -> set[Key]:
+    """The cells to withhold: every count from 1 to THRESHOLD - 1 (primary), then, until none is
+    left, in every sum with exactly one withheld term, the smallest other term (secondary), so
+    that no withheld count is the difference of a published total and published parts."""
+    hidden = {key for key, value in counts.items() if 0 < value < THRESHOLD}
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in linked:
+            terms = (total, *parts)
+            withheld = [term for term in terms if term in hidden]
+            if len(withheld) != 1:
+                continue
+            others = [term for term in terms if term not in hidden]
+            if not others:
+                continue
+            # Prefer a non-zero term: a withheld zero next to a published total gives nothing away
+            # only while the reader cannot tell it is zero.
+            choice = min(others, key=lambda term: (counts.get(term, 0) == 0, counts.get(term, 0)))
+            hidden.add(choice)
+            changed = True
+    return hidden
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def publish(
+    aggregates: Aggregates, *, labels: Mapping[str, Mapping[str, dict[str, str]]]
+) -> dict[str, Any]:
+    """The public figures: per dimension, value and month, each count (None where withheld) and
+    the medians of working days to decision and paused days (None where fewer than THRESHOLD
+    decisions could be shown)."""
+    hidden = suppress(aggregates.counts, relations(aggregates))
+    tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    groups = {key[:3] for key in aggregates.counts}
+    for month, dimension, value in sorted(groups):
+        cell: dict[str, Any] = {}
+        for measure in COUNTS:
+            key = (month, dimension, value, measure)
+            if month == ALL and measure == "backlog":
+                continue
+            cell[measure] = None if key in hidden else aggregates.counts.get(key, 0)
+        decided = cell["decided"]
+        enough = decided is not None and decided >= THRESHOLD
+        cell["median_working_days"] = (
+            _median(aggregates.days.get((month, dimension, value), [])) if enough else None
+        )
+        cell["median_paused_days"] = (
+            _median(aggregates.paused.get((month, dimension, value), [])) if enough else None
+        )
+        tables.setdefault(dimension, {}).setdefault(value, {})[month] = cell
+    return {
+        "months": aggregates.months,
+        "threshold": THRESHOLD,
+        "tables": tables,
+        "labels": {dimension: dict(names) for dimension, names in labels.items()},
+    }
