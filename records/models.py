@@ -300,6 +300,11 @@ class ImportBatch(BaseModel):
         default=list,
         help_text="The first held rows: line, record number, case, fields, conflict.",
     )
+    refusals = models.JSONField(
+        default=dict,
+        help_text="Rejected rows by kind: outside_catalogue, prohibited_data, "
+        "invalid_identifier, other.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

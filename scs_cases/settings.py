@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "audit",
     "records",
     "objections",
+    "transparency",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +257,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "transparency-figures-refresh": {
+        "task": "transparency.tasks.figures_refresh_task",
+        "schedule": float(os.environ.get("SCS_FIGURES_REFRESH_SECONDS", "3600")),
+    },
     "records-publication-sweep": {
         "task": "records.tasks.record_publication_sweep_task",
         "schedule": float(os.environ.get("SCS_PUBLICATION_SWEEP_SECONDS", "3600")),

@@ -16,6 +16,8 @@ urlpatterns = [
     path("portal/", include("records.urls", namespace="portal")),
     path("api/v1/", include("records.api_urls")),
     path("api/v1/", include("objections.api_urls")),
+    path("api/v1/", include("transparency.api_urls")),
+    path("transparency/", include("transparency.urls", namespace="transparency")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

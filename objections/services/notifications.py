@@ -86,7 +86,7 @@ def _decided_changes(decision: Decision | None) -> list[dict[str, Any]]:
     names = sorted(set(decision.proposed) | set(decision.correction))
     return [
         {
-            "label": CreditRecord._meta.get_field(name).verbose_name,
+            "label": getattr(CreditRecord._meta.get_field(name), "verbose_name", name),
             "proposed": decision.proposed.get(name),
             "decided": decision.correction.get(name),
         }

@@ -290,6 +290,7 @@ def import_batch_run(
         batch.rows_held = report.rows_held
         batch.errors = [error.as_dict() for error in report.errors[:MAX_ERRORS_STORED]]
         batch.held = [row.as_dict() for row in report.held[:MAX_ERRORS_STORED]]
+        batch.refusals = dict(report.refusals)
         batch.save(
             update_fields=[
                 "sha256",
@@ -301,6 +302,7 @@ def import_batch_run(
                 "rows_held",
                 "errors",
                 "held",
+                "refusals",
                 "updated_at",
             ]
         )

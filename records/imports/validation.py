@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -79,6 +80,19 @@ class RowError:
         return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
+def refusal_class(errors: list[RowError]) -> str:
+    """Why a row was refused, as the oversight report counts it: outside the lawful catalogue,
+    prohibited personal data, an invalid identifier, or another error."""
+    for error in errors:
+        if error.field == "category":
+            return "outside_catalogue"
+        if error.reason.startswith("mentions prohibited personal data"):
+            return "prohibited_data"
+        if error.field == "subject_identifier":
+            return "invalid_identifier"
+    return "other"
+
+
 @dataclass(frozen=True)
 class HeldRow:
     """A row that would have changed fields a decided case set: those fields were kept."""
@@ -111,6 +125,8 @@ class ImportReport:
     rows_held: int = 0
     errors: list[RowError] = field(default_factory=list)
     held: list[HeldRow] = field(default_factory=list)
+    # Rejected rows by the kind of their first error (`refusal_class`), for the oversight report.
+    refusals: Counter[str] = field(default_factory=Counter)
 
     @property
     def errors_not_listed(self) -> int:
@@ -428,6 +444,7 @@ def _validated(
             staged, errors = validate(line, values, problems)
         if staged is None:
             report.rows_rejected += 1
+            report.refusals[refusal_class(errors)] += 1
             if len(report.errors) < MAX_ERRORS_KEPT:
                 report.errors.extend(errors)
             continue
