@@ -338,9 +338,10 @@ class ImportConflict(BaseModel):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # The same agency content held twice for one record is one conflict.
+            # The same agency content held twice against one decision is one conflict.
             models.UniqueConstraint(
-                fields=["record", "agency_content_hash"], name="import_conflict_once_per_content"
+                fields=["record", "agency_content_hash", "case_reference"],
+                name="import_conflict_once_per_content",
             )
         ]
 

@@ -304,8 +304,9 @@ def record_import_merge(
 
     The fields the decisions did not set update as the import would update them; those they set
     keep the decided value, and a row that would change one is held as an ImportConflict (one
-    per record and agency content: a file sent again does not repeat it). Returns whether the
-    record changed, and the conflict.
+    per record, agency content and decision: a file sent again does not repeat it, but a later
+    decision on the same fields gets its own). Returns whether the record changed, and the
+    conflict.
     """
     record = _locked_record(record_id)
     decided: dict[str, str] = record.decided_fields or {}
@@ -340,12 +341,8 @@ def record_import_merge(
     conflict, created = ImportConflict.objects.get_or_create(
         record=record,
         agency_content_hash=staged["content_hash"],
-        defaults={
-            "batch_id": batch_id,
-            "line": line,
-            "case_reference": decided[next(iter(held))],
-            "fields": held,
-        },
+        case_reference=decided[next(iter(held))],
+        defaults={"batch_id": batch_id, "line": line, "fields": held},
     )
     if created:
         audit_record(

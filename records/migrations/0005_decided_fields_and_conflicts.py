@@ -75,6 +75,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='importconflict',
-            constraint=models.UniqueConstraint(fields=('record', 'agency_content_hash'), name='import_conflict_once_per_content'),
+            constraint=models.UniqueConstraint(fields=('record', 'agency_content_hash', 'case_reference'), name='import_conflict_once_per_content'),
         ),
     ]
