@@ -110,10 +110,13 @@ class DecisionOutput(serializers.Serializer):
     reasons = serializers.CharField()
     transition = serializers.CharField()
     decided_at = serializers.DateTimeField(source="created_at")
-    approved = serializers.BooleanField(source="approved_by_id", default=False)
+    approved = serializers.SerializerMethodField(help_text="A second person approved it.")
     changes = serializers.SerializerMethodField(
         help_text="Each field the applicant proposed or the decision set, side by side."
     )
+
+    def get_approved(self, decision: Any) -> bool:
+        return decision.approved_by_id is not None
 
     @extend_schema_field(FieldChangeOutput(many=True))
     def get_changes(self, decision: Any) -> list[dict[str, Any]]:

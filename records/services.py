@@ -246,6 +246,41 @@ def _content_update(
     return [*CONTENT_FIELDS, "version", "status", "content_hash", "decided_fields", "updated_at"]
 
 
+def record_correction_check(
+    record: CreditRecord, changes: object, *, today: date
+) -> content.CheckedCorrection:
+    """`changes` checked as an import row's values would be, on this record: each field, and
+    the periods its dates would give, which an import refuses when the retention would end
+    before the decision or has ended already (such a record is not corrected but deleted)."""
+    checked = content.correction_check(changes, today=today)
+    dated = {name: checked.values[name] for name in content.DATE_FIELDS if name in checked.values}
+    if not dated:
+        return checked
+    decision_date = dated.get("decision_date", record.decision_date)
+    conduct_ended_on = dated.get("conduct_ended_on", record.conduct_ended_on)
+    jurisdiction = record.agency.jurisdiction
+    _, _, retention_end = content.record_periods(
+        decision_date=decision_date,
+        conduct_ended_on=conduct_ended_on,
+        months=content.publication_months(record.publication_start, record.publication_end),
+        retention_months=jurisdiction.retention_years * 12,
+        retention_from_conduct=(
+            jurisdiction.retention_starts_from == Jurisdiction.RetentionStart.CONDUCT_ENDED
+        ),
+    )
+    if retention_end < decision_date or retention_end <= today:
+        reason = (
+            f"would end the retention period on {retention_end.isoformat()}: the record could "
+            "no longer be kept, so it is deleted, not corrected"
+        )
+        errors = {name: reason for name in dated}
+        raise content.ContentInvalid(
+            f"The correction cannot be applied: {', '.join(sorted(dated))} {reason}.",
+            errors=errors,
+        )
+    return checked
+
+
 @audited()
 def record_correct(
     *,
@@ -258,14 +293,15 @@ def record_correct(
     """Apply a decided correction as a new version; the previous content is kept. `changes` are
     checked like an import row's values (dates as `date` or ISO text). The fields it sets are
     locked to the case: an import may not change them back (see `record_import_merge`)."""
-    checked = content.correction_check(
+    record = _locked_record(record_id)
+    checked = record_correction_check(
+        record,
         {
             name: value.isoformat() if isinstance(value, date) else value
             for name, value in changes.items()
         },
         today=today or timezone.localdate(),
     )
-    record = _locked_record(record_id)
     status = (
         record.status
         if record.status in (CreditRecord.Status.DELETED, CreditRecord.Status.EXPIRED)

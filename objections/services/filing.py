@@ -26,7 +26,7 @@ from objections.models import (
 )
 from objections.services.definitions import definition_of
 from objections.services.notifications import notify
-from records import content
+from records import services as record_services
 from records.dates import add_months
 from records.models import CreditRecord
 
@@ -131,7 +131,9 @@ def case_file(
         row = current_definition_row(definition_key(jurisdiction.code, kind))
         _repair_guards(record, definition_of(row), today)
     # Checked as an import row would be: nothing reaches a decision that cannot be applied.
-    proposed = content.correction_check(correction or {}, today=today).as_json()
+    proposed = record_services.record_correction_check(
+        record, correction or {}, today=today
+    ).as_json()
     if Case.objects.filter(record=record, kind=kind, is_open=True).exists():
         raise CaseConflict(f"An open {kind} case about this record already exists.")
     now = timezone.now()

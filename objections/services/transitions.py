@@ -36,7 +36,7 @@ from objections.services import clocks
 from objections.services.definitions import definition_of
 from objections.services.effects import decision_in_force, effects_run
 from objections.services.notifications import notify
-from records import content
+from records import services as record_services
 
 if TYPE_CHECKING:
     pass
@@ -170,7 +170,9 @@ def _decision_checked(
                 "value (take the applicant's proposal, amend it, or write your own).",
                 fields=["correction"],
             )
-        checked = content.correction_check(data.correction, today=timezone.localdate())
+        checked = record_services.record_correction_check(
+            case.record, data.correction, today=timezone.localdate()
+        )
         return replace(data, remedy=remedy, correction=checked.as_json())
     if data.correction:
         raise MissingFields(
@@ -244,7 +246,7 @@ def _check_review_limit(
 def _locked_case(case_id: int, expected_lock_version: int | None) -> Case:
     case = (
         Case.objects.select_for_update(of=("self",))
-        .select_related("workflow", "record__agency", "record__category")
+        .select_related("workflow", "record__agency__jurisdiction", "record__category")
         .get(pk=case_id)
     )
     if expected_lock_version is not None and case.lock_version != expected_lock_version:
