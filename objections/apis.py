@@ -26,6 +26,7 @@ from objections.selectors import (
     case_get_for_user,
     case_list_for_user,
     case_pending_approval,
+    decision_in_force,
     import_conflict_get_for_user,
     import_conflict_list_for_user,
 )
@@ -38,7 +39,6 @@ from objections.services import (
     case_transitions_available,
     import_conflict_resolve,
 )
-from objections.services.effects import decision_in_force
 from records.apis import DisputeStatementOutput, RecordOutput, SubjectOutput
 from records.models import ImportConflict
 from records.selectors import record_get_for_user

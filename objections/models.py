@@ -315,7 +315,14 @@ class Decision(BaseModel):
         default=dict, blank=True, help_text=_("The decided values, applied as a new version.")
     )
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_(
+            "Empty for a case decided before decisions were recorded (see migration 0004)."
+        ),
     )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -9,7 +9,7 @@ from django.http import Http404
 from accounts import roles
 from accounts.models import User
 from objections import workflow
-from objections.models import Case, Clock, PendingApproval
+from objections.models import Case, Clock, Decision, PendingApproval
 from objections.services.definitions import definition_of
 from records.models import ImportConflict
 from records.selectors import subject_list_for_user
@@ -48,6 +48,33 @@ def case_get_for_user(*, user: User, reference: str) -> Case:
         )
     except (Case.DoesNotExist, ValidationError, ValueError) as error:
         raise Http404("No such case.") from error
+
+
+def decision_in_force(case: Case) -> Decision | None:
+    """The latest decision on `case` (a review that decides again supersedes the first)."""
+    return Decision.objects.filter(case=case).order_by("-id").first()
+
+
+# The record effect that carries out each remedy a decision may choose.
+REMEDY_EFFECTS = {
+    Case.Remedy.CORRECT: "apply_correction",
+    Case.Remedy.DELETE: "delete_record",
+    Case.Remedy.END_PUBLICATION: "end_publication",
+    Case.Remedy.ANNOTATE: "annotate_repaired",
+}
+
+
+def step_contradicts_decision(case: Case, step: workflow.Transition) -> bool:
+    """A step that would carry out a remedy the decision in force did not choose (execute a
+    deletion when a correction was decided): never offered, always refused."""
+    effects = {effect for effect in step.effects if effect in REMEDY_EFFECTS.values()}
+    if not effects or step.outcomes:
+        return False
+    decision = decision_in_force(case)
+    chosen = (
+        REMEDY_EFFECTS.get(Case.Remedy(decision.remedy)) if decision and decision.remedy else None
+    )
+    return chosen not in effects
 
 
 def case_clocks(*, case: Case) -> QuerySet[Clock]:
@@ -117,5 +144,6 @@ def case_transitions_available(*, user: User, case: Case) -> list[workflow.Trans
     seen: dict[str, workflow.Transition] = {}
     for role in case_roles_for(user=user, case=case):
         for step in definition.available(state=case.state, role=role):
-            seen.setdefault(step.name, step)
+            if not step_contradicts_decision(case, step):
+                seen.setdefault(step.name, step)
     return list(seen.values())

@@ -63,15 +63,39 @@ PROHIBITED_TERMS: tuple[str, ...] = (
 # which a JSON string can spell ("\\ud800") but no text encoding can store. The unit separator
 # among them joins the fields a content hash is computed over.
 FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Characters that render as nothing and could split a term: zero-width space, joiners, word
-# joiner, byte-order mark, soft hyphen, Mongolian vowel separator, invisible operators.
-# The combining dot above is what case-folding the dotted capital I (U+0130) leaves after an i;
-# then the combining grapheme joiner, variation selectors and the Hangul fillers, which render as
-# nothing or as blank space.
-_INVISIBLE = re.compile(
-    "[\u00ad\u0307\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u3164\ufe00-\ufe0f\uffa0\ufeff]"
+
+
+def _char_class(points: list[int]) -> str:
+    """A regular-expression character class of `points` (sorted), as ranges."""
+    parts, index = [], 0
+    while index < len(points):
+        first = last = points[index]
+        while index + 1 < len(points) and points[index + 1] == last + 1:
+            index += 1
+            last = points[index]
+        parts.append(re.escape(chr(first)) + (f"-{re.escape(chr(last))}" if last > first else ""))
+        index += 1
+    return "[" + "".join(parts) + "]"
+
+
+# Characters that render as nothing and could split a term: every format character (Unicode
+# category Cf: zero-width spaces and joiners, bidirectional controls, the byte-order mark, the
+# soft hyphen, tag characters), the combining grapheme joiner, variation selectors, the Hangul
+# fillers, and the combining dot above that case-folding the dotted capital I (U+0130) leaves.
+_INVISIBLE_EXTRA = [0x0307, 0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0]
+_INVISIBLE_EXTRA += [*range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
+_INVISIBLE_POINTS = sorted(
+    {
+        *_INVISIBLE_EXTRA,
+        *(
+            point
+            for point in (*range(0x80, 0x10000), *range(0xE0000, 0xE0080))
+            if unicodedata.category(chr(point)) == "Cf"
+        ),
+    }
 )
+_INVISIBLE = re.compile(_char_class(_INVISIBLE_POINTS))
+_INVISIBLE_BASIC = "".join(chr(point) for point in _INVISIBLE_POINTS if point < 0x10000)
 # One format for dates: ISO 8601 calendar dates (no compact 20260101, no times).
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 # A cell beginning with one of these is read as a formula by spreadsheet programs.
@@ -84,15 +108,19 @@ class ContentInvalid(DomainError):
     code = "content_invalid"
 
 
-def prohibited_key(text: str) -> str:
+def prohibited_key(text: str, compatible: re.Pattern[str] | None = None) -> str:
     """`text` as prohibited terms are matched against it: Unicode NFKC, case-folded, with
     whitespace and invisible characters removed (`ＲＥＬＩＧＩＯＮ`, `r e l i g i o n` and
-    `指\\u200b纹` all match). ASCII text skips the steps that cannot change it."""
+    `指\\u200b纹` all match). ASCII text skips the steps that cannot change it; with
+    `compatible` (the characters NFKC turns into a letter of a term), so does text without one:
+    Chinese text is full of full-width punctuation, which NFKC would change to no effect."""
     if text.isascii():
         return "".join(text.lower().split())
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    if _INVISIBLE.search(folded):
-        folded = _INVISIBLE.sub("", folded)
+    folded = text.casefold()
+    if compatible is None or compatible.search(folded):
+        folded = unicodedata.normalize("NFKC", folded).casefold()
+        if _INVISIBLE.search(folded):
+            folded = _INVISIBLE.sub("", folded)
     if "\u0131" in folded:  # dotless i, which case-insensitive matching takes for an i
         folded = folded.replace("\u0131", "i")
     return "".join(folded.split())
@@ -107,10 +135,29 @@ class ProhibitedTerms:
         keys = sorted(self._terms, key=len, reverse=True)
         # No terms configured: a pattern that matches nothing (an empty one would match all).
         self._pattern = re.compile("|".join(map(re.escape, keys)) if keys else "(?!)")
+        # What sends text down the slow path: a character of the basic plane that NFKC and
+        # case folding turn into a letter of some term, an invisible one, or any character
+        # beyond the basic plane (mathematical and enclosed letters, tags). One class of the
+        # basic plane scans as a bitmap: a Chinese row without any of them costs a microsecond.
+        alphabet = set("".join(keys))
+        self._compatible = re.compile(
+            _char_class(
+                sorted(
+                    {
+                        point
+                        for point in range(0x80, 0x10000)
+                        if (form := unicodedata.normalize("NFKC", chr(point))) != chr(point)
+                        and alphabet & set(form.casefold())
+                    }
+                    | {ord(char) for char in _INVISIBLE_BASIC}
+                )
+            )[:-1]
+            + "\U00010000-\U0010ffff]"
+        )
 
     def find(self, text: str) -> str | None:
         """The prohibited term `text` mentions, in its listed spelling, or None."""
-        found = self._pattern.search(prohibited_key(text))
+        found = self._pattern.search(prohibited_key(text, self._compatible))
         return self._terms[found.group(0)] if found else None
 
 

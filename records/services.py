@@ -24,6 +24,7 @@ from records.models import (
     SubjectUserObjectPermission,
 )
 from records.selectors import ACT_FOR_SUBJECT
+from scs_cases.errors import Conflict
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -302,10 +303,12 @@ def record_correct(
         },
         today=today or timezone.localdate(),
     )
+    # Only a published record becomes "corrected" (still published); one whose publication has
+    # ended, or that is deleted or expired, keeps its status.
     status = (
-        record.status
-        if record.status in (CreditRecord.Status.DELETED, CreditRecord.Status.EXPIRED)
-        else CreditRecord.Status.CORRECTED
+        CreditRecord.Status.CORRECTED
+        if record.status == CreditRecord.Status.PUBLISHED
+        else record.status
     )
     fields = _content_update(record, checked.values, status=status)
     record.decided_fields = {
@@ -323,6 +326,10 @@ def record_correct(
     return record
 
 
+class ContentDrifted(Conflict):
+    code = "record_changed"
+
+
 def _comparable(value: object) -> object:
     return value.isoformat() if isinstance(value, date) else value
 
@@ -335,22 +342,25 @@ def record_import_merge(
     batch_id: int,
     line: int,
     actor: User | None,
-) -> tuple[bool, ImportConflict | None]:
+) -> tuple[bool, list[ImportConflict]]:
     """Apply an import row to a record some of whose fields a decided case set.
 
     The fields the decisions did not set update as the import would update them; those they set
-    keep the decided value, and a row that would change one is held as an ImportConflict (one
-    per record, agency content and decision: a file sent again does not repeat it, but a later
-    decision on the same fields gets its own). Returns whether the record changed, and the
-    conflict.
+    keep the decided value, and a row that would change one is held as an ImportConflict per
+    deciding case (one per record, agency content and decision: a file sent again does not
+    repeat it, but a later decision on the same fields gets its own). Returns whether the
+    record changed, and the conflicts.
     """
     record = _locked_record(record_id)
     decided: dict[str, str] = record.decided_fields or {}
-    held = {
-        name: {"agency": _comparable(staged[name]), "decided": _comparable(getattr(record, name))}
-        for name in sorted(decided)
-        if name in staged and _comparable(staged[name]) != _comparable(getattr(record, name))
-    }
+    held: dict[str, dict[str, dict[str, object]]] = {}
+    for name in sorted(decided):
+        agency_value, decided_value = _comparable(staged[name]), _comparable(getattr(record, name))
+        if name in staged and agency_value != decided_value:
+            held.setdefault(decided[name], {})[name] = {
+                "agency": agency_value,
+                "decided": decided_value,
+            }
     changes = {
         name: staged[name]
         for name in ("subject_id", "category_id", *content.TEXT_FIELDS, *content.DATE_FIELDS)
@@ -372,23 +382,29 @@ def record_import_merge(
             target=record,
             data={"fields": sorted(changes), "version": record.version, "batch": batch_id},
         )
-    if not held:
-        return changed, None
-    conflict, created = ImportConflict.objects.get_or_create(
-        record=record,
-        agency_content_hash=staged["content_hash"],
-        case_reference=decided[next(iter(held))],
-        defaults={"batch_id": batch_id, "line": line, "fields": held},
-    )
-    if created:
-        audit_record(
-            actor=actor,
-            action="record.import_conflict",
-            target=conflict,
-            case_reference=conflict.case_reference,
-            data={"record": record.pk, "fields": sorted(held), "batch": batch_id, "line": line},
+    conflicts = []
+    for reference, fields_held in held.items():
+        conflict, created = ImportConflict.objects.get_or_create(
+            record=record,
+            agency_content_hash=staged["content_hash"],
+            case_reference=reference,
+            defaults={"batch_id": batch_id, "line": line, "fields": fields_held},
         )
-    return changed, conflict
+        conflicts.append(conflict)
+        if created:
+            audit_record(
+                actor=actor,
+                action="record.import_conflict",
+                target=conflict,
+                case_reference=reference,
+                data={
+                    "record": record.pk,
+                    "fields": sorted(fields_held),
+                    "batch": batch_id,
+                    "line": line,
+                },
+            )
+    return changed, conflicts
 
 
 @audited()
@@ -400,6 +416,19 @@ def record_conflict_accept(
     values = {name: held["agency"] for name, held in conflict.fields.items()}
     checked = content.correction_check(values, today=today or timezone.localdate())
     record = _locked_record(conflict.record_id)
+    decided = record.decided_fields or {}
+    drifted = sorted(
+        name
+        for name, held in conflict.fields.items()
+        if decided.get(name) != conflict.case_reference
+        or _comparable(getattr(record, name)) != held["decided"]
+    )
+    if drifted:
+        raise ContentDrifted(
+            "The record changed since this conflict was held (a later decision or import): "
+            f"{', '.join(drifted)} no longer hold the decided value it names.",
+            fields=drifted,
+        )
     fields = _content_update(record, checked.values, status=record.status)
     remaining = {
         name: reference

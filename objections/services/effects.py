@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from accounts.models import User
 from objections import workflow
-from objections.models import Case, Decision
+from objections.models import Case
+from objections.selectors import decision_in_force
 from records import services as record_services
 from records.models import CreditRecord
 
@@ -21,11 +22,6 @@ STATUS_EFFECTS = {
     "delete_record": CreditRecord.Status.DELETED,
     "end_publication": CreditRecord.Status.PUBLICATION_ENDED,
 }
-
-
-def decision_in_force(case: Case) -> Decision | None:
-    """The latest decision on `case` (a review that decides again supersedes the first)."""
-    return Decision.objects.filter(case=case).order_by("-id").first()
 
 
 def effects_run(case: Case, step: workflow.Transition, *, actor: User | None) -> None:

@@ -31,10 +31,15 @@ from objections.models import (
     Decision,
     PendingApproval,
 )
-from objections.selectors import case_roles_for
+from objections.selectors import (
+    REMEDY_EFFECTS,
+    case_roles_for,
+    decision_in_force,
+    step_contradicts_decision,
+)
 from objections.services import clocks
 from objections.services.definitions import definition_of
-from objections.services.effects import decision_in_force, effects_run
+from objections.services.effects import effects_run
 from objections.services.notifications import notify
 from records import services as record_services
 
@@ -80,15 +85,6 @@ def _step_for(
     raise RoleNotAllowed(f"Your role on this case may not take '{transition}'.")
 
 
-# What the applicant asked for, as the record effect that grants it.
-REMEDY_EFFECTS = {
-    Case.Remedy.CORRECT: "apply_correction",
-    Case.Remedy.DELETE: "delete_record",
-    Case.Remedy.END_PUBLICATION: "end_publication",
-    Case.Remedy.ANNOTATE: "annotate_repaired",
-}
-
-
 GRANTING = frozenset({Case.Outcome.GRANTED, Case.Outcome.PARTLY_GRANTED})
 
 
@@ -112,18 +108,23 @@ def _automatic_step(case: Case, definition: workflow.Definition) -> workflow.Tra
 
 def _remedies(definition: workflow.Definition, step: workflow.Transition) -> list[str]:
     """The remedies a granting step can lead to: the record effect it applies itself, else
-    those of the steps that execute a decision from the state it leads to."""
+    those of the steps that carry the decision out, however many steps that take no decision
+    come between (Zhejiang's public notice)."""
     by_effect = {effect: str(remedy) for remedy, effect in REMEDY_EFFECTS.items()}
     own = [by_effect[e] for e in step.effects if e in by_effect]
     if own:
         return own
-    after = {
-        by_effect[effect]
-        for t in definition.transitions_from(step.target)
-        for effect in t.effects
-        if effect in by_effect
-    }
-    return sorted(after)
+    found: set[str] = set()
+    seen, todo = {step.target}, [step.target]
+    while todo:
+        for following in definition.transitions_from(todo.pop()):
+            if following.outcomes:  # another decision
+                continue
+            found.update(by_effect[e] for e in following.effects if e in by_effect)
+            if following.target not in seen and not definition.is_terminal(following.target):
+                seen.add(following.target)
+                todo.append(following.target)
+    return sorted(found)
 
 
 def _decision_checked(
@@ -157,9 +158,11 @@ def _decision_checked(
             if case.requested_remedy in allowed
             else ""
         )
-    if allowed and remedy not in allowed:
+    if remedy and remedy not in allowed:
         raise MissingFields(
-            f"'{step.name}' can decide one of these remedies: {', '.join(allowed)}.",
+            f"'{step.name}' can decide one of these remedies: {', '.join(allowed)}."
+            if allowed
+            else f"'{step.name}' leads to no step that changes the record: it takes no remedy.",
             fields=["remedy"],
             allowed=allowed,
         )
@@ -283,6 +286,10 @@ def case_transition(
         transition=transition,
         held=case_roles_for(user=actor, case=case),
     )
+    if step_contradicts_decision(case, step):
+        raise TransitionNotAvailable(
+            f"'{step.name}' would carry out a remedy the decision in force did not choose."
+        )
     data = _decision_checked(case, definition, step, _checked_input(step, data))
     _check_waits(case, definition, step)
     _check_review_limit(case, definition, step)

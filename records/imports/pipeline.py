@@ -188,18 +188,26 @@ def _merge_held(
     updated = unchanged = 0
     hash_of = {subject_id: subject_hash for subject_hash, subject_id in writer.subject_ids.items()}
     for row in writer.held:
+        line = validator.seen_numbers.get(row["record_number"], 0)
+        if row["conflict"] is not None:
+            # This very content is held already (a file sent again): reported, nothing to merge.
+            conflict_id, reference, fields = row["conflict"]
+            report.rows_held += 1
+            report.held.append(
+                HeldRow(line, row["record_number"], reference, tuple(fields), conflict_id)
+            )
+            continue
         # The row may name a subject new to this batch by its reserved id: find it by its hash.
         subject_hash = hash_of.get(row["subject_id"])
         if subject_hash is not None:
             row["subject_id"] = Subject.objects.values_list("id", flat=True).get(
                 identifier_hash=subject_hash
             )
-        line = validator.seen_numbers.get(row["record_number"], 0)
-        changed, conflict = record_import_merge(
+        changed, conflicts = record_import_merge(
             record_id=row["record_id"], staged=row, batch_id=batch_id, line=line, actor=actor
         )
-        if conflict is not None:
-            report.rows_held += 1
+        report.rows_held += bool(conflicts)
+        for conflict in conflicts:
             report.held.append(
                 HeldRow(
                     line=line,
@@ -209,7 +217,9 @@ def _merge_held(
                     conflict=conflict.pk,
                 )
             )
-        elif changed:
+        if conflicts:
+            continue
+        if changed:
             updated += 1
         else:
             unchanged += 1

@@ -4,6 +4,7 @@ set-based upsert that keeps a changed record's previous content as a version."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -131,12 +132,6 @@ class _Writer:
         # Rows for records some of whose fields a decided case set: taken out of the set-based
         # path and merged one by one after the batch (`records.services.record_import_merge`).
         self.held: list[dict[str, Any]] = []
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM records_creditrecord "
-            "WHERE agency_id = %s AND decided_fields IS NOT NULL)",
-            [agency_id],
-        )
-        self.has_decided = bool(cursor.fetchone()[0])
         if postgresql:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [IMPORT_LOCK_KEY])
         types = (
@@ -211,11 +206,14 @@ class _Writer:
                     for values, subject_hash in zip(chunk.lines, chunk.subject_hashes, strict=True)
                 ],
             )
-        if self.has_decided:
-            self.held.extend(_take_decided(self.cursor, agency_id=self.agency_id))
-        staged, inserted, updated = _apply(
-            self.cursor, agency_id=self.agency_id, batch_id=self.batch_id, now=self.now
+        staged, inserted, updated, held = _apply(
+            self.cursor,
+            agency_id=self.agency_id,
+            batch_id=self.batch_id,
+            now=self.now,
+            postgresql=self.postgresql,
         )
+        self.held.extend(held)
         self.staged += staged
         self.inserted += inserted
         self.updated += updated
@@ -324,24 +322,35 @@ _DATE_COLUMNS = ("decision_date", "conduct_ended_on", "publication_start", "publ
 
 def _take_decided(cursor: Any, *, agency_id: int) -> list[dict[str, Any]]:
     """Remove from the staging table the changed rows of records that carry decided fields, and
-    return them (with `record_id`). Served by the partial index on decided records: only the
-    agency's few decided records are read."""
+    return them (with `record_id`, and `conflict`: the open or kept conflict that already holds
+    this very content, which needs no second look). Served by the partial index on decided
+    records: only the agency's few decided records are read."""
     cursor.execute(
-        "SELECT r.id, "  # noqa: S608 - column names only
+        "SELECT r.id, c.id, c.case_reference, c.fields, "  # noqa: S608 - column names only
         + ", ".join(f"s.{name}" for name in _HELD_COLUMNS)
         + " FROM records_creditrecord r JOIN import_staging s "
         "ON s.record_number = r.record_number "
+        "LEFT JOIN records_importconflict c ON c.record_id = r.id "
+        "AND c.agency_content_hash = s.content_hash AND c.status IN ('open', 'kept') "
         "WHERE r.agency_id = %s AND r.decided_fields IS NOT NULL "
         "AND r.content_hash <> s.content_hash",
         [agency_id],
     )
-    rows = []
-    for record_id, *values in cursor.fetchall():
+    rows, seen = [], set()
+    for record_id, conflict_id, reference, fields, *values in cursor.fetchall():
+        if record_id in seen:  # held against two decisions already: once is enough here
+            continue
+        seen.add(record_id)
         row = dict(zip(_HELD_COLUMNS, values, strict=True))
         for name in _DATE_COLUMNS:  # SQLite hands dates back as text
             if isinstance(row[name], str):
                 row[name] = date.fromisoformat(row[name])
         row["record_id"] = record_id
+        row["conflict"] = (
+            None
+            if conflict_id is None
+            else (conflict_id, reference, json.loads(fields) if isinstance(fields, str) else fields)
+        )
         rows.append(row)
     if rows:
         cursor.execute(
@@ -364,8 +373,11 @@ _CONTENT_COLUMNS = (
 )
 
 
-def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int, int, int]:
-    """Archive changed records and upsert the staged ones. Returns (staged, inserted, updated)."""
+def _apply(
+    cursor: Any, *, agency_id: int, batch_id: int, now: Any, postgresql: bool
+) -> tuple[int, int, int, list[dict[str, Any]]]:
+    """Archive changed records and upsert the staged ones; rows of records with decided fields
+    are taken out first. Returns (staged, inserted, updated, the rows taken out)."""
     # Lookups of the records table are correlated subqueries: each is one probe of a unique
     # index, whatever the table's size. As joins, they would be planned from statistics that
     # know nothing of the rows this import has written so far in its transaction, and hash the
@@ -378,6 +390,22 @@ def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int
         [agency_id],
     )
     staged, inserted, updated = (int(value) for value in cursor.fetchone())
+    held: list[dict[str, Any]] = []
+    if updated:
+        if postgresql:
+            # Lock the records this chunk changes (in id order: concurrent imports queue, never
+            # deadlock), so that a correction committed meanwhile is seen below and none can
+            # commit before the upsert: a decided field is never overwritten.
+            cursor.execute(
+                "SELECT id FROM records_creditrecord WHERE id IN (SELECT ("
+                "SELECT r.id FROM records_creditrecord r WHERE r.agency_id = %s "
+                "AND r.record_number = s.record_number AND r.content_hash <> s.content_hash"
+                ") FROM import_staging s) ORDER BY id FOR UPDATE",
+                [agency_id],
+            )
+        held = _take_decided(cursor, agency_id=agency_id)
+        staged -= len(held)
+        updated -= len(held)
     if updated:
         cursor.execute(
             "INSERT INTO records_creditrecordversion (record_id, version, "
@@ -392,7 +420,7 @@ def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int
             [now, batch_id, agency_id],
         )
     if not (inserted or updated):
-        return staged, 0, 0
+        return staged, 0, 0, held
     cursor.execute(
         f"INSERT INTO records_creditrecord ({_RECORD_COLUMN_LIST}) "  # noqa: S608
         f"SELECT {_RECORD_COLUMN_LIST} FROM import_staging s "
@@ -413,4 +441,4 @@ def _apply(cursor: Any, *, agency_id: int, batch_id: int, now: Any) -> tuple[int
         "WHERE records_creditrecord.content_hash <> excluded.content_hash",
         [agency_id, CreditRecord.Status.DELETED],
     )
-    return staged, inserted, updated
+    return staged, inserted, updated, held

@@ -269,19 +269,19 @@ GRANTING = (Case.Outcome.GRANTED, Case.Outcome.PARTLY_GRANTED)
 
 def remedies_of(definition: Definition, step: Transition) -> list[str]:
     """The remedies a granting step may decide: the record effect it applies itself, else those
-    of the steps leaving the state it leads to."""
+    of the undeciding steps that follow it, however far (Zhejiang's public notice)."""
     by_effect = {effect: remedy for remedy, effect in REMEDY_EFFECT.items()}
     own = [by_effect[e] for e in step.effects if e in by_effect]
     if own:
         return own
-    return sorted(
-        {
-            by_effect[e]
-            for t in definition.transitions_from(step.target)
-            for e in t.effects
-            if e in by_effect
-        }
-    )
+    found, states = set(), [step.target]
+    for state in states:
+        for t in definition.transitions_from(state):
+            if not t.outcomes:
+                found.update(by_effect[e] for e in t.effects if e in by_effect)
+                if t.target not in states and not definition.is_terminal(t.target):
+                    states.append(t.target)
+    return sorted(found)
 
 
 def machine_for(key: str) -> type[RuleBasedStateMachine]:
@@ -533,6 +533,11 @@ def machine_for(key: str) -> type[RuleBasedStateMachine]:
             step = matches[0]
             if not set(held) & step.roles:
                 return Refused(RoleNotAllowed, f"{who} {held} not in {sorted(step.roles)}")
+            carries_out = {e for e in step.effects if e in REMEDY_EFFECT.values()}
+            if carries_out and not step.outcomes:
+                chosen = REMEDY_EFFECT.get(Case.Remedy(self.decided_remedy or "correct"))
+                if not self.decided_remedy or chosen not in carries_out:
+                    return Refused(TransitionNotAvailable, "not the remedy decided")
             if any(not data.value(field) for field in step.requires):
                 return Refused(MissingFields, f"'{name}' needs {step.requires}")
             if data.outcome and data.outcome not in step.outcomes:

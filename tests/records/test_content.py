@@ -333,3 +333,29 @@ def test_no_prohibited_terms_configured_flags_nothing(terms):
 )
 def test_joiners_selectors_and_fillers_do_not_hide_a_term(spelling):
     assert content.prohibited_terms().find(spelling) is not None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "指\u2066纹",  # a bidirectional isolate
+        "re\u2067ligion",
+        "指\U000e0020纹",  # a tag character
+        "\U0001d42b\U0001d41e\U0001d425\U0001d422\U0001d420\U0001d422\U0001d428\U0001d427",
+        "ⓡⓔⓛⓘⓖⓘⓞⓝ",  # circled letters
+        "⾎型",  # a Kangxi radical that NFKC turns into 血
+    ],
+)
+def test_format_characters_and_compatibility_letters_do_not_hide_a_term(spelling):
+    assert content.prohibited_terms().find(spelling) is not None
+
+
+@PROPERTY
+@given(text=ANY_TEXT)
+def test_the_fast_scan_finds_what_the_full_normalisation_finds(text):
+    terms = content.prohibited_terms()
+    full = content.prohibited_key(text)  # NFKC on every text, without the shortcut
+
+    assert (terms.find(text) is not None) == any(
+        content.prohibited_key(term) in full for term in content.PROHIBITED_TERMS
+    )
