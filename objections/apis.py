@@ -133,6 +133,16 @@ class DecisionOutput(serializers.Serializer):
         ]
 
 
+class CaseConflictOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    # Declared fields are taken off the class, so Serializer.fields is not shadowed at run time.
+    fields = serializers.DictField()  # type: ignore[assignment]
+    reasons = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+
+
 class CaseDetailOutput(CaseSummaryOutput):
     grounds = serializers.CharField()
     statement = serializers.CharField()
@@ -151,6 +161,10 @@ class CaseDetailOutput(CaseSummaryOutput):
         help_text="The decision in force: outcome, reasons, remedy and the values it set."
     )
     dispute_statement = serializers.SerializerMethodField()
+    import_conflicts = serializers.SerializerMethodField(
+        help_text="Agency content held back because it would change what this case decided, "
+        "and how each was resolved (accepted: the agency's values replaced the decided ones)."
+    )
     workflow = serializers.SerializerMethodField()
     available_transitions = serializers.SerializerMethodField()
     clocks = serializers.SerializerMethodField()
@@ -179,6 +193,11 @@ class CaseDetailOutput(CaseSummaryOutput):
     def get_dispute_statement(self, case: Any) -> dict[str, Any] | None:
         statement = DisputeStatement.objects.filter(case=case).select_related("case").first()
         return None if statement is None else dict(DisputeStatementOutput(statement).data)
+
+    @extend_schema_field(CaseConflictOutput(many=True))
+    def get_import_conflicts(self, case: Any) -> list[dict[str, Any]]:
+        conflicts = ImportConflict.objects.filter(case_reference=case.reference).order_by("id")
+        return list(CaseConflictOutput(conflicts, many=True).data)
 
     def get_workflow(self, case: Any) -> dict[str, Any] | None:
         if case.workflow is None:

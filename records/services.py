@@ -425,8 +425,8 @@ def record_conflict_accept(
     )
     if drifted:
         raise ContentDrifted(
-            "The record changed since this conflict was held (a later decision or import): "
-            f"{', '.join(drifted)} no longer hold the decided value it names.",
+            "The record changed since this conflict was held (a later decision or import); "
+            f"these fields no longer hold the decided value it names: {', '.join(drifted)}.",
             fields=drifted,
         )
     fields = _content_update(record, checked.values, status=record.status)

@@ -156,6 +156,7 @@ def test_citizen_files_an_objection_to_their_own_record(
         ],
         "decision": None,
         "dispute_statement": None,
+        "import_conflicts": [],
         "workflow": None,
         "available_transitions": [],
         "clocks": [],

@@ -888,3 +888,22 @@ def test_a_correction_with_a_forbidden_character_is_400_naming_the_field(
     }
     assert nothing_filed() == before
     assert record_now(world.sh_record).under_objection is False
+
+
+def test_a_correction_keeps_an_ended_publication_ended(world: World):
+    record = world.sh_record
+    CreditRecord.objects.filter(pk=record.pk).update(status=CreditRecord.Status.PUBLICATION_ENDED)
+    case = reviewed(world, record)
+
+    response = transition(
+        world.caseworker,
+        case,
+        "grant",
+        outcome="granted",
+        reasons=REASONS,
+        correction={"title": "更正后的标题"},
+    )
+
+    assert response.status_code == 200, response.json()
+    corrected = record_now(record)
+    assert (corrected.title, corrected.status) == ("更正后的标题", "publication_ended")

@@ -642,3 +642,39 @@ def test_a_correction_hashes_like_an_import_and_keeps_the_previous_content(world
 
     assert (report.rows_updated, report.rows_unchanged, report.rows_held) == (0, 3, 0)
     assert CreditRecord.objects.get(pk=record.pk).version == 2
+
+
+def test_accepting_a_conflict_the_record_has_moved_on_from_is_409_and_changes_nothing(
+    world: World, granted: Granted
+):
+    conflict = held_conflict(granted)
+    # A later decision (here applied directly, as its execution step would) sets the title again.
+    record_correct(
+        record_id=granted.record.pk,
+        changes={"title": "再次更正的标题"},
+        actor=None,
+        case_reference=granted.case.reference,
+    )
+    before = (conflict_state(conflict), record_state(granted.record.pk))
+
+    response = resolve(world.caseworker, conflict, resolution="accept", reasons="Accept it.")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "The record changed since this conflict was held (a later decision or "
+        "import); these fields no longer hold the decided value it names: title.",
+        "code": "record_changed",
+        "fields": ["title"],
+    }
+    assert (conflict_state(conflict), record_state(granted.record.pk)) == before
+
+
+def test_the_case_shows_the_conflicts_held_against_its_decision(world: World, granted: Granted):
+    conflict = held_conflict(granted)
+    resolve(world.caseworker, conflict, resolution="keep", reasons="The decision stands.")
+
+    shown = api(world.citizen).get(f"{CASES}{granted.case.reference}/").json()["import_conflicts"]
+
+    assert [(c["id"], c["status"], c["fields"], c["reasons"]) for c in shown] == [
+        (conflict.pk, "kept", conflict.fields, "The decision stands.")
+    ]
