@@ -42,7 +42,7 @@ class OversightApi(APIView):
     def get(self, request: Request) -> Response:
         if not oversight_visible_to(request.user):  # type: ignore[arg-type]
             return Response({"detail": "Not found.", "code": "not_found"}, status=404)
-        publication = publication_latest()
+        publication = publication_latest(oversight=True)
         if publication is None:
             return _not_computed()
         return Response(

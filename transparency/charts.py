@@ -11,13 +11,22 @@ BAR_GAP = 4
 
 @dataclass(frozen=True)
 class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
+    """A rectangle (or, for a label, a text position), its geometry already written out as the
+    SVG attributes take it, so the template does no arithmetic or formatting."""
+
+    x: str
+    y: str
+    width: str
+    height: str
     label: str
     value: str
     css: str = ""
+
+
+def _bar(
+    x: float, y: float, width: float, height: float, label: str, value: str, css: str = ""
+) -> Bar:
+    return Bar(f"{x:.1f}", f"{y:.1f}", f"{width:.1f}", f"{height:.1f}", label, value, css)
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,12 @@ def columns(
         if value is not None:
             size = plot * value / top
             bars.append(
-                Bar(x, plot - size, step - BAR_GAP, size, label, f"{value:g}{unit}", "value")
+                _bar(x, plot - size, step - BAR_GAP, size, label, f"{value:g}{unit}", "value")
             )
         else:
-            bars.append(Bar(x, plot - 2, step - BAR_GAP, 2, label, "—", "withheld"))
+            bars.append(_bar(x, plot - 2, step - BAR_GAP, 2, label, "—", "withheld"))
         if index % max(len(points) // 6, 1) == 0:
-            labels.append(Bar(x, height - 10, step, 0, label, ""))
+            labels.append(_bar(x, height - 10, step, 0, label, ""))
     return Chart(WIDTH, height, bars, labels, title)
 
 
@@ -64,14 +73,14 @@ def stacked(
     bars, labels = [], []
     for index, (label, shares) in enumerate(rows):
         y = index * row_height
-        labels.append(Bar(0, y + row_height * 0.7, left, 0, label, ""))
+        labels.append(_bar(0, y + row_height * 0.7, left, 0, label, ""))
         x = float(left)
         for code, name, share in shares:
             if share is None or share <= 0:
                 continue
             width = (WIDTH - left) * share
             bars.append(
-                Bar(x, y + 2, width, row_height - 4, label, f"{name} {share:.0%}", f"part-{code}")
+                _bar(x, y + 2, width, row_height - 4, label, f"{name} {share:.0%}", f"part-{code}")
             )
             x += width
     return Chart(WIDTH, max(len(rows), 1) * row_height, bars, labels, title)

@@ -135,9 +135,9 @@ def aggregate(facts: Iterable[CaseFacts], *, months: list[str]) -> Aggregates:
 
 
 def relations(aggregates: Aggregates) -> list[tuple[Key, tuple[Key, ...]]]:
-    """Every published total with its published parts: inside a cell, across dimensions (all =
-    the jurisdictions = the categories; a jurisdiction = its agencies) and across months (the
-    period = its months, for flows)."""
+    """Every sum among one month's published figures: inside a cell, and across dimensions (all
+    = the jurisdictions = the categories; a jurisdiction = its agencies). Months are suppressed
+    each on its own, and the period's figures are sums of the published months (`publish`)."""
     groups: dict[str, set[str]] = defaultdict(set)
     for _, dimension, value, _ in aggregates.counts:
         groups[dimension].add(value)
@@ -145,7 +145,7 @@ def relations(aggregates: Aggregates) -> list[tuple[Key, tuple[Key, ...]]]:
     for agency, jurisdiction in aggregates.agencies.items():
         by_jurisdiction[jurisdiction].append(agency)
     found: list[tuple[Key, tuple[Key, ...]]] = []
-    for month in (*aggregates.months, ALL):
+    for month in aggregates.months:
         for dimension, values in groups.items():
             for value in values:
                 for total, parts in WITHIN:
@@ -156,8 +156,6 @@ def relations(aggregates: Aggregates) -> list[tuple[Key, tuple[Key, ...]]]:
                         )
                     )
         for measure in COUNTS:
-            if month == ALL and measure == "backlog":
-                continue
             grand: Key = (month, ALL, ALL, measure)
             for dimension in ("jurisdiction", "category"):
                 found.append(
@@ -174,15 +172,6 @@ def relations(aggregates: Aggregates) -> list[tuple[Key, tuple[Key, ...]]]:
                     (
                         (month, "jurisdiction", jurisdiction, measure),
                         tuple((month, "agency", agency, measure) for agency in sorted(members)),
-                    )
-                )
-    for dimension, values in groups.items():
-        for value in values:
-            for measure in FLOWS:
-                found.append(
-                    (
-                        (ALL, dimension, value, measure),
-                        tuple((month, dimension, value, measure) for month in aggregates.months),
                     )
                 )
     return found
@@ -216,31 +205,73 @@ def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
+def _rounded_backlog(value: int | None) -> int | None:
+    """The backlog to the nearest ten: month-end stocks, published exactly, would give away a
+    withheld flow as the difference of two months."""
+    if value is None or value == 0:
+        return value
+    return max(10, (value + 5) // 10 * 10)
+
+
 def publish(
-    aggregates: Aggregates, *, labels: Mapping[str, Mapping[str, dict[str, str]]]
+    aggregates: Aggregates,
+    *,
+    labels: Mapping[str, Mapping[str, dict[str, str]]],
+    frozen: Mapping[str, Mapping[str, Mapping[str, dict[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     """The public figures: per dimension, value and month, each count (None where withheld) and
     the medians of working days to decision and paused days (None where fewer than THRESHOLD
-    decisions could be shown)."""
+    decisions could be shown). Every value of a dimension has a cell in every month (zeros
+    where nothing happened).
+
+    `frozen`: the tables of an earlier publication, whose months are published as they were
+    then: a month's figures never change once out, so two publications cannot be compared to
+    reveal a withheld count. The period's figures (`all`) are the sums of the published months,
+    withheld where any month is.
+    """
     hidden = suppress(aggregates.counts, relations(aggregates))
+    frozen = frozen or {}
     tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    groups = {key[:3] for key in aggregates.counts}
-    for month, dimension, value in sorted(groups):
-        cell: dict[str, Any] = {}
-        for measure in COUNTS:
-            key = (month, dimension, value, measure)
-            if month == ALL and measure == "backlog":
+    values = {(dimension, value) for _, dimension, value, _ in aggregates.counts}
+    for dimension, names in frozen.items():
+        values.update((dimension, value) for value in names)
+    for dimension, value in sorted(values):
+        months: dict[str, dict[str, Any]] = {}
+        for month in aggregates.months:
+            kept = frozen.get(dimension, {}).get(value, {}).get(month)
+            if kept is not None:
+                months[month] = dict(kept)
                 continue
-            cell[measure] = None if key in hidden else aggregates.counts.get(key, 0)
-        decided = cell["decided"]
+            cell: dict[str, Any] = {}
+            for measure in COUNTS:
+                key = (month, dimension, value, measure)
+                cell[measure] = None if key in hidden else aggregates.counts.get(key, 0)
+            cell["backlog"] = _rounded_backlog(cell["backlog"])
+            decided = cell["decided"]
+            enough = decided is not None and decided >= THRESHOLD
+            samples = (month, dimension, value)
+            cell["median_working_days"] = (
+                _median(aggregates.days.get(samples, [])) if enough else None
+            )
+            cell["median_paused_days"] = (
+                _median(aggregates.paused.get(samples, [])) if enough else None
+            )
+            months[month] = cell
+        period: dict[str, Any] = {}
+        for measure in FLOWS:
+            parts = [months[month][measure] for month in aggregates.months]
+            period[measure] = None if None in parts else sum(parts)
+        decided = period["decided"]
         enough = decided is not None and decided >= THRESHOLD
-        cell["median_working_days"] = (
-            _median(aggregates.days.get((month, dimension, value), [])) if enough else None
+        samples = (ALL, dimension, value)
+        period["median_working_days"] = (
+            _median(aggregates.days.get(samples, [])) if enough else None
         )
-        cell["median_paused_days"] = (
-            _median(aggregates.paused.get((month, dimension, value), [])) if enough else None
+        period["median_paused_days"] = (
+            _median(aggregates.paused.get(samples, [])) if enough else None
         )
-        tables.setdefault(dimension, {}).setdefault(value, {})[month] = cell
+        months[ALL] = period
+        tables.setdefault(dimension, {})[value] = months
     return {
         "months": aggregates.months,
         "threshold": THRESHOLD,

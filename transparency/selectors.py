@@ -13,8 +13,11 @@ from transparency.models import Publication
 BY = ("jurisdiction", "agency", "category")
 
 
-def publication_latest() -> Publication | None:
-    return Publication.objects.order_by("-computed_at").first()
+def publication_latest(*, oversight: bool = False) -> Publication | None:
+    """The latest figures; the oversight report is read only when asked for (the public pages
+    never need it)."""
+    latest = Publication.objects.order_by("-computed_at", "-id")
+    return (latest if oversight else latest.defer("oversight")).first()
 
 
 def _share(count: int | None, total: int | None) -> float | None:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from objections.calendar import WorkingCalendar
 from objections.models import Case, ClockPause, Decision
 from objections.services.calendars import working_calendar
+from records.dates import add_months
 from records.models import Agency, CatalogueEntry, CreditRecord, ImportBatch, ImportConflict
 from transparency import figures
 from transparency.models import Publication
@@ -197,8 +198,8 @@ def oversight_report(*, today: date) -> dict[str, Any]:
         status__in=[CreditRecord.Status.PUBLISHED, CreditRecord.Status.CORRECTED]
     ).values_list("agency__code", "category_id", "publication_start", "publication_end")
     for agency, category_id, start, end in published.iterator(chunk_size=CHUNK):
-        months = (end.year - start.year) * 12 + end.month - start.month
-        if months > limits.get(category_id, months):
+        limit = limits.get(category_id)
+        if limit is not None and end > add_months(start, limit):
             too_long[agency] += 1
     conflicts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for agency, status, count in (
@@ -234,13 +235,20 @@ def figures_refresh(*, today: date | None = None) -> Publication:
     started = time.monotonic()
     now = timezone.now()
     today = today or timezone.localdate(now)
-    year, month = today.year, today.month - (MONTHS_SHOWN - 1)
+    # The last MONTHS_SHOWN months that have ended: a month is published once it is over.
+    year, month = today.year, today.month - MONTHS_SHOWN
     while month < 1:
         year, month = year - 1, month + 12
-    months = figures.months_between(date(year, month, 1), today)
+    last = date.fromordinal(date(today.year, today.month, 1).toordinal() - 1)
+    months = figures.months_between(date(year, month, 1), last)
     facts = list(case_facts(today=today))
     aggregates = figures.aggregate(facts, months=months)
-    published = figures.publish(aggregates, labels=_labels())
+    previous = Publication.objects.order_by("-computed_at").only("figures").first()
+    published = figures.publish(
+        aggregates,
+        labels=_labels(),
+        frozen=previous.figures["tables"] if previous is not None else None,
+    )
     published["computed_at"] = now.isoformat()
     # The latest few are kept, for a comparison; pages read only the newest.
     stale = Publication.objects.order_by("-computed_at").values_list("pk", flat=True)[KEEP - 1 :]

@@ -118,5 +118,5 @@ def figures_csv(request: HttpRequest) -> HttpResponse:
 def oversight(request: HttpRequest) -> HttpResponse:
     if not oversight_visible_to(request.user):  # type: ignore[arg-type]
         raise Http404("No such page.")
-    publication = publication_latest()
+    publication = publication_latest(oversight=True)
     return render(request, "public/oversight.html", {"publication": publication})
