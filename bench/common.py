@@ -36,7 +36,8 @@ _HEADER = """# Benchmarks
 
 Produced by `make bench` (`.venv/bin/python -m bench`, from the repository root). Each benchmark
 can also run alone (`.venv/bin/python -m bench.import_records`, `bench.audit_verify`,
-`bench.audit_write`) and then replaces only its own section below. They need PostgreSQL:
+`bench.audit_write`, `bench.case_routing`, `bench.transparency`) and then replaces only its own
+section below (notes on a run are kept in the `notes` section). They need PostgreSQL:
 DATABASE_URL (default `postgres://postgres@127.0.0.1:5432/scs_bench`) names a scratch database
 that every benchmark drops and re-creates, so its name must contain `bench`.
 
@@ -54,7 +55,15 @@ and runs with `DEBUG=0` (no query log); PostgreSQL keeps the settings listed
 (`synchronous_commit=on`: each commit waits for its WAL flush).
 """
 _SUMMARY_KEY = "summary"
-_ORDER = (_SUMMARY_KEY, "import_records", "audit_verify", "audit_write", "case_routing")
+_ORDER = (
+    _SUMMARY_KEY,
+    "import_records",
+    "audit_verify",
+    "audit_write",
+    "case_routing",
+    "transparency",
+    "notes",
+)
 _SECTION = re.compile(
     r"<!-- section:(?P<key>\w+) -->\n(?P<body>.*?)\n<!-- /section:(?P=key) -->", re.DOTALL
 )
