@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bench import audit_verify, audit_write, case_routing, common, import_records
+from bench import audit_verify, audit_write, case_routing, common, import_records, transparency
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
         audit_verify.run(),
         audit_write.run(),
         case_routing.run(),
+        transparency.run(),
     ]
     common.summary(results, seconds=time.perf_counter() - started)
 

@@ -39,17 +39,24 @@ class Chart:
 
 
 def columns(
-    points: list[tuple[str, float | None]], *, title: str, height: int = 200, unit: str = ""
+    points: list[tuple[str, float | str | None]],
+    *,
+    title: str,
+    height: int = 200,
+    unit: str = "",
 ) -> Chart:
-    """One column per point (a month), scaled to the largest; a withheld value (None) draws no
-    column and says so in its tooltip."""
-    top = max((value for _, value in points if value is not None), default=0) or 1
+    """One column per point (a month), scaled to the largest; a withheld value (None) draws a
+    grey stub that says so in its tooltip, and text (such as "no decisions") no column at all,
+    with the text as its tooltip."""
+    top = max((value for _, value in points if isinstance(value, int | float)), default=0) or 1
     plot = height - 30
     step = WIDTH / max(len(points), 1)
     bars, labels = [], []
     for index, (label, value) in enumerate(points):
         x = index * step + BAR_GAP / 2
-        if value is not None:
+        if isinstance(value, str):
+            bars.append(_bar(x, plot, step - BAR_GAP, 0, label, value, "empty"))
+        elif value is not None:
             size = plot * value / top
             bars.append(
                 _bar(x, plot - size, step - BAR_GAP, size, label, f"{value:g}{unit}", "value")

@@ -232,7 +232,8 @@ def publish(
     hidden = suppress(aggregates.counts, relations(aggregates))
     frozen = frozen or {}
     tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    values = {(dimension, value) for _, dimension, value, _ in aggregates.counts}
+    # The platform as a whole has figures every month, even when nothing happened in any.
+    values = {(ALL, ALL)} | {(dimension, value) for _, dimension, value, _ in aggregates.counts}
     for dimension, names in frozen.items():
         values.update((dimension, value) for value in names)
     for dimension, value in sorted(values):
@@ -261,15 +262,9 @@ def publish(
         for measure in FLOWS:
             parts = [months[month][measure] for month in aggregates.months]
             period[measure] = None if None in parts else sum(parts)
-        decided = period["decided"]
-        enough = decided is not None and decided >= THRESHOLD
-        samples = (ALL, dimension, value)
-        period["median_working_days"] = (
-            _median(aggregates.days.get(samples, [])) if enough else None
-        )
-        period["median_paused_days"] = (
-            _median(aggregates.paused.get(samples, [])) if enough else None
-        )
+        # Medians are given per month: one over the period would be computed from today's data
+        # while its months are kept as first published, and could move when they do not.
+        period["median_working_days"] = period["median_paused_days"] = None
         months[ALL] = period
         tables.setdefault(dimension, {})[value] = months
     return {

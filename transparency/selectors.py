@@ -13,11 +13,26 @@ from transparency.models import Publication
 BY = ("jurisdiction", "agency", "category")
 
 
+# The latest publication's figures, parsed once per process: a publication never changes, so
+# a request costs one indexed lookup of the newest id while it stays the newest.
+_parsed: dict[int, Publication] = {}
+
+
 def publication_latest(*, oversight: bool = False) -> Publication | None:
     """The latest figures; the oversight report is read only when asked for (the public pages
     never need it)."""
     latest = Publication.objects.order_by("-computed_at", "-id")
-    return (latest if oversight else latest.defer("oversight")).first()
+    if oversight:
+        return latest.first()
+    newest = latest.values_list("pk", flat=True).first()
+    if newest is None:
+        return None
+    found = _parsed.get(newest)
+    if found is None:
+        found = Publication.objects.defer("oversight").get(pk=newest)
+        _parsed.clear()
+        _parsed[newest] = found
+    return found
 
 
 def _share(count: int | None, total: int | None) -> float | None:

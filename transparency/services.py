@@ -243,7 +243,7 @@ def figures_refresh(*, today: date | None = None) -> Publication:
     months = figures.months_between(date(year, month, 1), last)
     facts = list(case_facts(today=today))
     aggregates = figures.aggregate(facts, months=months)
-    previous = Publication.objects.order_by("-computed_at").only("figures").first()
+    previous = Publication.objects.order_by("-computed_at", "-id").only("figures").first()
     published = figures.publish(
         aggregates,
         labels=_labels(),

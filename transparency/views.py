@@ -34,6 +34,17 @@ def outcome_names() -> dict[str, str]:
     }
 
 
+def _on_time_percent(cell: dict[str, Any], *, none: str) -> float | str | None:
+    """The share decided on time, in per cent; `none` when nothing was decided; None (withheld)
+    when either count is."""
+    decided, on_time = cell.get("decided"), cell.get("on_time")
+    if decided == 0:
+        return none
+    if decided is None or on_time is None:
+        return None
+    return round(100 * on_time / decided)
+
+
 def index(request: HttpRequest) -> HttpResponse:
     publication = publication_latest()
     by = request.GET.get("by", "jurisdiction")
@@ -58,15 +69,7 @@ def index(request: HttpRequest) -> HttpResponse:
                 title=_("Cases open at the end of each month"),
             ),
             timeliness_chart=charts.columns(
-                [
-                    (
-                        m,
-                        round(100 * cell["on_time"] / cell["decided"])
-                        if cell.get("on_time") is not None and cell.get("decided")
-                        else None,
-                    )
-                    for m, cell in over_time
-                ],
+                [(m, _on_time_percent(cell, none=_("no decisions"))) for m, cell in over_time],
                 title=_("Share decided within the statutory deadline, by month"),
                 unit="%",
             ),

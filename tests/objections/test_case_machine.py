@@ -274,7 +274,8 @@ def remedies_of(definition: Definition, step: Transition) -> list[str]:
     own = [by_effect[e] for e in step.effects if e in by_effect]
     if own:
         return own
-    found, states = set(), [step.target]
+    found: set[str] = set()
+    states = [step.target]
     for state in states:
         for t in definition.transitions_from(state):
             if not t.outcomes:
