@@ -10,6 +10,7 @@ mkdir -p "$SCS_DATA_DIR"
 
 "$BIN/python" manage.py migrate --noinput
 "$BIN/python" manage.py load_demo
+"$BIN/python" manage.py figures_refresh  # the public figures now; beat refreshes them hourly
 
 pids=()
 stop() {
