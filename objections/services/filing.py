@@ -72,13 +72,19 @@ def _next_reference(jurisdiction_code: str, year: int) -> str:
     return f"{prefix}-{year}-{counter.last:06d}"
 
 
-def _repair_guards(record: CreditRecord, definition: workflow.Definition, today: date) -> None:
+# Guards a workflow may declare. One it does not declare has no known basis in its rules: it is
+# not enforced, and the filing says so (`guards_not_enforced` in its audit event).
+REPAIR_GUARDS = ("serious_list_blocks_repair",)
+
+
+def _repair_guards(record: CreditRecord, definition: workflow.Definition, today: date) -> list[str]:
     """Repair needs a repairable category, the minimum period passed (the catalogue's, or the
-    workflow's own when longer), and no serious-dishonesty listing where the rules say so."""
+    workflow's own when longer), and no serious-dishonesty listing where the rules say so.
+    Returns the guards not enforced because the workflow does not declare them."""
     category = record.category
     if not category.repairable:
         raise FilingRefused("Records of this category cannot be repaired.")
-    if definition.guards.get("serious_list_blocks_repair", True) and (
+    if definition.guards.get("serious_list_blocks_repair", False) and (
         record.subject.on_serious_dishonesty_list
     ):
         raise FilingRefused(
@@ -95,6 +101,7 @@ def _repair_guards(record: CreditRecord, definition: workflow.Definition, today:
             f"{category.severity} record is {months} months.",
             earliest=earliest.isoformat(),
         )
+    return [name for name in REPAIR_GUARDS if name not in definition.guards]
 
 
 def definition_key(jurisdiction_code: str, kind: str) -> str:
@@ -127,9 +134,10 @@ def case_file(
     )
     today = timezone.localdate()
     jurisdiction = record.agency.jurisdiction
+    unenforced: list[str] = []
     if kind == Case.Kind.REPAIR:
         row = current_definition_row(definition_key(jurisdiction.code, kind))
-        _repair_guards(record, definition_of(row), today)
+        unenforced = _repair_guards(record, definition_of(row), today)
     # Checked as an import row would be: nothing reaches a decision that cannot be applied.
     proposed = record_services.record_correction_check(
         record, correction or {}, today=today
@@ -161,7 +169,13 @@ def case_file(
         action="case.filed",
         target=case,
         case_reference=case.reference,
-        data={"kind": kind, "record": record.pk, "grounds": grounds, "remedy": requested_remedy},
+        data={
+            "kind": kind,
+            "record": record.pk,
+            "grounds": grounds,
+            "remedy": requested_remedy,
+            **({"guards_not_enforced": unenforced} if unenforced else {}),
+        },
     )
     from objections.tasks import case_route_task
 

@@ -505,7 +505,7 @@ def validate(data: object, *, origin: str = "<string>") -> Definition:
     guards, guard_sources = _parse_guards(problems, top.get("guards"))
 
     sound = _check_graph(problems, initial, states, transitions, reopen)
-    _check_timers(problems, initial, states, sound, timers, timed_states, parameters_verified)
+    _check_timers(problems, initial, states, sound, timers, timed_states)
     _check_wait_guard(problems, guards, transitions, timers)
 
     if (

@@ -168,7 +168,6 @@ def _check_timers(
     transitions: list[Transition],
     timers: list[Timer],
     timed_states: set[str],
-    parameters_verified: bool,
 ) -> None:
     transition_names = {t.name for t in transitions}
     seen: set[tuple[str, str]] = set()
@@ -210,9 +209,11 @@ def _check_timers(
                     f"state {timer.state!r} can be reached without transition "
                     f"{timer.starts_on!r}, so the timer may have no start",
                 )
-        if parameters_verified and timer.on_expiry == "escalate" and not timer.source.verified:
+        # One policy for every definition: a number not verified against the official text
+        # reminds; only a verified one escalates.
+        if timer.on_expiry == "escalate" and not timer.source.verified:
             problems.add(
-                element, "escalates on an unverified source while parameters_verified is true"
+                element, "escalates on an unverified source (an unverified number only reminds)"
             )
 
     # A period that starts on a transition opens in the state that transition leads to, so the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -527,3 +527,25 @@ def test_hubei_cases_run_on_unverified_parameters(world):
 
     assert case.workflow.parameters_verified is False
     assert not Clock.objects.filter(case=case, source_verified=True).exists()
+
+
+def test_a_guard_hubei_does_not_declare_is_not_enforced_and_the_filing_says_so(world):
+    # Hubei's repair rules could not be read: nothing says a serious-dishonesty listing blocks
+    # repair there, so it does not, and the filing records the guard it did not apply.
+    world.subject.on_serious_dishonesty_list = True
+    world.subject.save()
+    record = world.hb_record
+    CreditRecord.objects.filter(pk=record.pk).update(decision_date=date(2020, 1, 10))
+    record.refresh_from_db()
+
+    case = file_objection(
+        world,
+        record,
+        kind="repair",
+        grounds="obligation_fulfilled",
+        requested_remedy="end_publication",
+        correction={},
+    )
+
+    filed = AuditEvent.objects.get(case_reference=case.reference, action="case.filed")
+    assert filed.payload["guards_not_enforced"] == ["serious_list_blocks_repair"]

@@ -424,6 +424,7 @@ def test_rule_unverified_source_needs_a_note() -> None:
     data = base()
     data["parameters_verified"] = False
     timer(data, "accept_deadline")["source"] = {"citation": "Art 1", "verified": False}
+    timer(data, "accept_deadline")["on_expiry"] = "remind"  # an unverified number only reminds
 
     assert problems_of(data) == (
         "test.yaml: timer 'accept_deadline': "
@@ -651,8 +652,10 @@ def test_rule_an_extension_needs_a_cap_a_reason_and_an_approver() -> None:
     )
 
 
-def test_rule_verified_parameters_cannot_escalate_on_an_unverified_source() -> None:
+@pytest.mark.parametrize("parameters_verified", [True, False])
+def test_rule_an_unverified_number_cannot_escalate(parameters_verified: bool) -> None:
     data = base()
+    data["parameters_verified"] = parameters_verified
     timer(data, "decision_deadline")["source"] = {
         "citation": "Art 1",
         "verified": False,
@@ -661,7 +664,7 @@ def test_rule_verified_parameters_cannot_escalate_on_an_unverified_source() -> N
 
     assert problems_of(data) == (
         "test.yaml: timer 'decision_deadline': "
-        "escalates on an unverified source while parameters_verified is true",
+        "escalates on an unverified source (an unverified number only reminds)",
     )
 
 
