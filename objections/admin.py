@@ -6,14 +6,17 @@ from django.http import HttpRequest, HttpResponseRedirect
 
 from accounts.models import User
 from objections import workflow
+from objections.exceptions import FilingRefused
 from objections.models import (
     CalendarOverride,
     CalendarYear,
     Case,
+    CaseReferencePrefix,
     Clock,
     Decision,
     Escalation,
     WorkflowDefinition,
+    WorkflowRoute,
 )
 from objections.services.calendars import (
     calendar_override_delete,
@@ -23,6 +26,7 @@ from objections.services.calendars import (
     calendar_year_reopen,
 )
 from objections.services.definitions import workflow_definition_publish
+from objections.services.routes import workflow_route_set
 from scs_cases.admin import ReadOnlyAdmin
 from scs_cases.errors import DomainError
 
@@ -207,3 +211,38 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_display = ("case", "transition", "outcome", "remedy", "decided_by", "created_at")
     list_filter = ("outcome", "remedy")
     raw_id_fields = ("case", "record", "decided_by", "approved_by")
+
+
+@admin.register(WorkflowRoute)
+class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Which workflow runs a jurisdiction's cases; saved through the audited service, which
+    refuses a workflow of another kind or jurisdiction."""
+
+    list_display = ("jurisdiction", "kind", "workflow_key", "updated_at")
+    fields = ("jurisdiction", "kind", "workflow_key")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("jurisdiction", "kind") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        try:
+            saved = workflow_route_set(
+                jurisdiction=obj.jurisdiction,
+                kind=obj.kind,
+                workflow_key=obj.workflow_key,
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except FilingRefused as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CaseReferencePrefix)
+class CaseReferencePrefixAdmin(ReadOnlyAdmin):
+    """Prefixes are seeded from objections/routes.yaml; references already given keep theirs."""
+
+    list_display = ("jurisdiction", "prefix")

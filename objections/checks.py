@@ -22,6 +22,45 @@ def workflow_definitions_check(app_configs: Any = None, **kwargs: Any) -> list[C
 
 
 @register()
+def workflow_routes_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The defaults in objections/routes.yaml and every stored route name a workflow of their
+    kind and jurisdiction; prefixes are unique."""
+    from django.db import DatabaseError
+
+    from objections.models import WorkflowRoute
+    from objections.services.definitions import route_problem
+    from objections.services.routes import KINDS, builtin_routes
+
+    problems = []
+    prefixes = [entry.get("prefix") for entry in builtin_routes().values()]
+    if len(set(prefixes)) != len(prefixes) or None in prefixes:
+        problems.append("objections/routes.yaml: every jurisdiction needs its own prefix")
+    try:
+        for code, entry in builtin_routes().items():
+            for kind in KINDS:
+                if kind in entry and (
+                    found := route_problem(jurisdiction_code=code, kind=kind, key=entry[kind])
+                ):
+                    problems.append(f"objections/routes.yaml: {code} {kind}: {found}")
+        for route in WorkflowRoute.objects.select_related("jurisdiction"):
+            code = route.jurisdiction.code
+            if found := route_problem(
+                jurisdiction_code=code, kind=route.kind, key=route.workflow_key
+            ):
+                problems.append(f"workflow route {code} {route.kind}: {found}")
+    except DatabaseError:
+        pass  # before the first migration there are no stored routes to check
+    return [
+        Error(
+            problem,
+            id="objections.E002",
+            hint="Fix objections/routes.yaml or the route in the admin.",
+        )
+        for problem in problems
+    ]
+
+
+@register()
 def calendar_schedule_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """From 1 November until next year's schedule is entered (and whenever this year's is not):
     a warning, because deadlines reaching that year are only provisional."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -174,6 +175,48 @@ class Case(BaseModel):
 
     def __str__(self) -> str:
         return self.reference
+
+
+class WorkflowRoute(BaseModel):
+    """Which workflow runs a jurisdiction's cases of one kind: a row an administrator edits
+    (seeded from objections/routes.yaml)."""
+
+    jurisdiction = models.ForeignKey(
+        "records.Jurisdiction", on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(
+        max_length=12,
+        choices=[(Case.Kind.OBJECTION, _("objection")), (Case.Kind.REPAIR, _("credit repair"))],
+    )
+    workflow_key = models.SlugField(max_length=64, help_text=_("The key of a workflow definition."))
+
+    class Meta:
+        ordering = ["jurisdiction__code", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["jurisdiction", "kind"], name="workflow_route_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.jurisdiction_id} {self.kind} -> {self.workflow_key}"
+
+
+class CaseReferencePrefix(BaseModel):
+    """The prefix of a jurisdiction's case references (SH-2026-000123)."""
+
+    jurisdiction = models.OneToOneField(
+        "records.Jurisdiction", on_delete=models.PROTECT, related_name="+"
+    )
+    prefix = models.CharField(
+        max_length=8,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z]{2,8}\Z", _("Two to eight capital letters."))],
+    )
+
+    class Meta:
+        ordering = ["prefix"]
+
+    def __str__(self) -> str:
+        return self.prefix
 
 
 class CaseReferenceCounter(models.Model):

@@ -90,3 +90,24 @@ def workflow_definitions_sync(*, actor: User | None = None) -> list[WorkflowDefi
         if was_created:
             created.append(row)
     return created
+
+
+def route_problem(*, jurisdiction_code: str, kind: str, key: str) -> str | None:
+    """Why `key` cannot run `jurisdiction_code`'s cases of `kind`, or None: it must name a
+    workflow (stored, or built in) of that kind, for that jurisdiction or the national one."""
+    row = WorkflowDefinition.objects.filter(key=key, is_current=True).first()
+    if row is not None:
+        definition = definition_of(row)
+    else:
+        builtin = workflow.load_builtin_sources().get(key)
+        if builtin is None:
+            return f"No workflow has the key {key!r}."
+        definition = builtin[0]
+    if definition.case_kind != kind:
+        return f"Workflow {key!r} runs {definition.case_kind} cases, not {kind} cases."
+    if definition.jurisdiction not in (jurisdiction_code, "national"):
+        return (
+            f"Workflow {key!r} is {definition.jurisdiction}'s; it cannot run "
+            f"{jurisdiction_code}'s cases."
+        )
+    return None

@@ -26,26 +26,13 @@ from objections.models import (
 )
 from objections.services.definitions import definition_of
 from objections.services.notifications import notify
+from objections.services.routes import reference_prefix, route_key
 from records import services as record_services
 from records.dates import add_months
-from records.models import CreditRecord
+from records.models import CreditRecord, Jurisdiction
 
 if TYPE_CHECKING:
     from objections.models import WorkflowDefinition
-
-
-REFERENCE_PREFIX = {"shanghai": "SH", "zhejiang": "ZJ", "hubei": "HB", "national": "CN"}
-# Which built-in definition a case runs under, by the record's jurisdiction and the case kind.
-DEFINITION_KEYS = {
-    ("shanghai", "objection"): "shanghai-objection",
-    ("shanghai", "repair"): "national-repair",
-    ("zhejiang", "objection"): "zhejiang-objection",
-    ("zhejiang", "repair"): "zhejiang-repair",
-    ("hubei", "objection"): "hubei-objection",
-    ("hubei", "repair"): "hubei-repair",
-    ("national", "objection"): "pboc-objection",
-    ("national", "repair"): "national-repair",
-}
 
 
 def current_definition_row(key: str) -> WorkflowDefinition:
@@ -62,8 +49,8 @@ def current_definition_row(key: str) -> WorkflowDefinition:
     return row
 
 
-def _next_reference(jurisdiction_code: str, year: int) -> str:
-    prefix = REFERENCE_PREFIX.get(jurisdiction_code, jurisdiction_code[:2].upper())
+def _next_reference(jurisdiction: Jurisdiction, year: int) -> str:
+    prefix = reference_prefix(jurisdiction)
     counter, _ = CaseReferenceCounter.objects.select_for_update().get_or_create(
         prefix=prefix, year=year
     )
@@ -104,15 +91,6 @@ def _repair_guards(record: CreditRecord, definition: workflow.Definition, today:
     return [name for name in REPAIR_GUARDS if name not in definition.guards]
 
 
-def definition_key(jurisdiction_code: str, kind: str) -> str:
-    try:
-        return DEFINITION_KEYS[(jurisdiction_code, kind)]
-    except KeyError as error:
-        raise FilingRefused(
-            f"No {kind} procedure is configured for jurisdiction {jurisdiction_code!r}."
-        ) from error
-
-
 @audited()
 def case_file(
     *,
@@ -136,7 +114,7 @@ def case_file(
     jurisdiction = record.agency.jurisdiction
     unenforced: list[str] = []
     if kind == Case.Kind.REPAIR:
-        row = current_definition_row(definition_key(jurisdiction.code, kind))
+        row = current_definition_row(route_key(jurisdiction, kind))
         unenforced = _repair_guards(record, definition_of(row), today)
     # Checked as an import row would be: nothing reaches a decision that cannot be applied.
     proposed = record_services.record_correction_check(
@@ -148,7 +126,7 @@ def case_file(
     try:
         with transaction.atomic():
             case = Case.objects.create(
-                reference=_next_reference(jurisdiction.code, today.year),
+                reference=_next_reference(jurisdiction, today.year),
                 kind=kind,
                 subject=record.subject,
                 record=record,

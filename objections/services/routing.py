@@ -18,8 +18,9 @@ from objections.models import (
 )
 from objections.services import clocks
 from objections.services.definitions import definition_of
-from objections.services.filing import current_definition_row, definition_key
+from objections.services.filing import current_definition_row
 from objections.services.notifications import notify
+from objections.services.routes import route_key
 from objections.services.transitions import automatic_steps_run
 from records.models import Agency
 
@@ -53,7 +54,7 @@ def case_route(*, case_id: int) -> Case:
     )
     if case.routed_at is not None:
         return case
-    row = current_definition_row(definition_key(case.jurisdiction.code, case.kind))
+    row = current_definition_row(route_key(case.jurisdiction, case.kind))
     definition = definition_of(row)
     centre = Agency.objects.filter(
         jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE

@@ -77,7 +77,7 @@ from objections.services import (
     clocks_sweep,
     definition_of,
 )
-from objections.services.filing import DEFINITION_KEYS
+from objections.services.routes import KINDS, builtin_routes
 from objections.workflow import Definition, Transition, load_builtin
 from records.models import Agency, CatalogueEntry, CreditRecord
 from records.services import subject_access_grant
@@ -285,10 +285,17 @@ def remedies_of(definition: Definition, step: Transition) -> list[str]:
     return sorted(found)
 
 
+def jurisdictions_running(key: str) -> list[str]:
+    """The jurisdictions whose cases workflow `key` runs, by the built-in routes."""
+    return sorted(
+        code for code, entry in builtin_routes().items() if key in (entry[k] for k in KINDS)
+    )
+
+
 def machine_for(key: str) -> type[RuleBasedStateMachine]:
     definition: Definition = BUILTIN[key]
     names = sorted({t.name for t in definition.transitions})
-    jurisdictions = sorted(j for (j, _), k in DEFINITION_KEYS.items() if k == key)
+    jurisdictions = jurisdictions_running(key)
     marked_by_state = MARKED[key]
     max_reviews = definition.guards.get("max_reviews")
     wait_guard = definition.guards.get("wait_for_timer")
@@ -951,16 +958,15 @@ def test_case_services_follow_the_definition(world: World, key: str) -> None:
     machine = MACHINES[key]
     machine.world = world
     machine.staff = {
-        jurisdiction: staff_for(world, jurisdiction)
-        for (jurisdiction, _), k in DEFINITION_KEYS.items()
-        if k == key
+        jurisdiction: staff_for(world, jurisdiction) for jurisdiction in jurisdictions_running(key)
     }
 
     run_state_machine_as_test(machine, settings=SETTINGS)
 
 
 def test_every_definition_key_has_a_machine() -> None:
-    assert set(MACHINES) == set(BUILTIN) == set(DEFINITION_KEYS.values())
+    routed = {entry[kind] for entry in builtin_routes().values() for kind in KINDS}
+    assert set(MACHINES) == set(BUILTIN) == routed
 
 
 def test_every_state_of_every_definition_has_its_mark_stated() -> None:
