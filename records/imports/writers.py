@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, connection, transaction
 
 from records.models import CreditRecord
+from records.services import CONTENT_FIELDS
 
 if TYPE_CHECKING:
     pass
@@ -303,20 +304,8 @@ def _copy_in(raw_cursor: Any, table: str, data: bytes) -> int:
     return int(raw_cursor.rowcount)
 
 
-_HELD_COLUMNS = (
-    "record_number",
-    "category_id",
-    "title",
-    "facts",
-    "decision_document_number",
-    "decision_date",
-    "conduct_ended_on",
-    "publication_start",
-    "publication_end",
-    "retention_end",
-    "content_hash",
-    "subject_id",
-)
+# A held row: its number, the record's content fields (as versions keep them) and its hash.
+_HELD_COLUMNS = ("record_number", *CONTENT_FIELDS, "content_hash")
 _DATE_COLUMNS = ("decision_date", "conduct_ended_on", "publication_start", "publication_end")
 
 

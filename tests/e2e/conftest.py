@@ -166,10 +166,22 @@ def browser_log() -> BrowserLog:
 def page(
     browser: Browser, browser_log: BrowserLog, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
+    yield from checked_page(browser, browser_log, request)
+
+
+def checked_page(
+    browser: Browser,
+    browser_log: BrowserLog,
+    request: pytest.FixtureRequest,
+    *,
+    java_script_enabled: bool = True,
+) -> Iterator[Page]:
+    """A page in a fresh context whose console errors fail the test (the `page` fixture's)."""
     context = browser.new_context(
         viewport=VIEWPORT,
         locale="zh-CN",  # the audience: Accept-Language zh-CN, so Django picks zh-hans
         timezone_id="Asia/Shanghai",
+        java_script_enabled=java_script_enabled,
     )
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)

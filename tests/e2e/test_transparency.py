@@ -14,9 +14,8 @@ from objections.models import Case
 from tests import clock
 from tests.conftest import FLUSHABLE_APPS
 from tests.e2e.conftest import (
-    TIMEOUT_MS,
-    VIEWPORT,
     BrowserLog,
+    checked_page,
     gettext_for,
     screenshot,
 )
@@ -51,22 +50,7 @@ def page_without_script(
     browser: Browser, browser_log: BrowserLog, request: pytest.FixtureRequest
 ) -> Iterator[Page]:
     """Like the `page` fixture, in a context with JavaScript switched off."""
-    context = browser.new_context(
-        viewport=VIEWPORT,
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        java_script_enabled=False,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    context.set_default_navigation_timeout(TIMEOUT_MS)
-    new_page = context.new_page()
-    new_page.on("console", browser_log.on_console)
-    new_page.on("pageerror", browser_log.on_page_error)
-    yield new_page
-    context.close()
-    errors = browser_log.unexpected()
-    if errors:
-        pytest.fail(f"{request.node.nodeid}: the browser reported errors:\n" + "\n".join(errors))
+    yield from checked_page(browser, browser_log, request, java_script_enabled=False)
 
 
 def _chart(page: Page, title: str) -> Locator:
