@@ -62,7 +62,7 @@ STATS_URL = "/api/v1/stats/"
 # Where the cases are: the share of each jurisdiction, and within it the providing units.
 JURISDICTION_WEIGHTS = {"shanghai": 0.45, "zhejiang": 0.30, "hubei": 0.15, "national": 0.10}
 UNIT_WEIGHTS = {"market": 0.40, "tax": 0.30, "ecology": 0.20, "transport": 0.10}
-REFERENCE_PREFIX = {code: entry["prefix"] for code, entry in builtin_routes().items()}
+REFERENCE_PREFIX = {code: entry.prefix for code, entry in builtin_routes().items()}
 DECIDED_SHARE = 0.84  # some of these fall after today and stay open: about 80% end up decided
 WITHDRAWN_SHARE = 0.06
 REPAIR_SHARE = 0.3

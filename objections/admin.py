@@ -218,11 +218,19 @@ class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Which workflow runs a jurisdiction's cases; saved through the audited service, which
     refuses a workflow of another kind or jurisdiction."""
 
-    list_display = ("jurisdiction", "kind", "workflow_key", "updated_at")
-    fields = ("jurisdiction", "kind", "workflow_key")
+    list_display = (
+        "jurisdiction",
+        "kind",
+        "information_kind",
+        "holder_kind",
+        "workflow_key",
+        "updated_at",
+    )
+    fields = ("jurisdiction", "kind", "information_kind", "holder_kind", "workflow_key")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("jurisdiction", "kind") if obj is not None else ()
+        narrowing = ("jurisdiction", "kind", "information_kind", "holder_kind")
+        return narrowing if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         try:
@@ -231,6 +239,8 @@ class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 kind=obj.kind,
                 workflow_key=obj.workflow_key,
                 actor=request.user,  # type: ignore[arg-type]
+                information_kind=obj.information_kind,
+                holder_kind=obj.holder_kind,
             )
         except FilingRefused as error:
             self.message_user(request, error.message, level=messages.ERROR)

@@ -20,7 +20,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
-from objections.models import Case, DisputeStatement, PendingApproval
+from objections.models import Case, CaseDocument, DisputeStatement, PendingApproval
 from objections.selectors import (
     case_clocks,
     case_get_for_user,
@@ -39,9 +39,10 @@ from objections.services import (
     case_transitions_available,
     import_conflict_resolve,
 )
+from objections.services.definitions import definition_of
 from records.apis import DisputeStatementOutput, RecordOutput, SubjectOutput
 from records.models import ImportConflict
-from records.selectors import record_get_for_user
+from records.selectors import record_get_for_provider, record_get_for_user
 from scs_cases.pagination import Key, page_parameters, paged
 
 # Remaining statutory time first; a case without a running deadline after those with one.
@@ -143,6 +144,21 @@ class CaseConflictOutput(serializers.Serializer):
     resolved_at = serializers.DateTimeField(allow_null=True)
 
 
+class CaseDocumentOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+    legal_source = serializers.CharField()
+    reference = serializers.CharField(allow_null=True)
+    recorded_at = serializers.DateTimeField(allow_null=True)
+
+
+class AppealOutput(serializers.Serializer):
+    zh = serializers.CharField()
+    en = serializers.CharField()
+    legal_source = serializers.CharField()
+
+
 class CaseDetailOutput(CaseSummaryOutput):
     grounds = serializers.CharField()
     statement = serializers.CharField()
@@ -166,6 +182,13 @@ class CaseDetailOutput(CaseSummaryOutput):
         "and how each was resolved (accepted: the agency's values replaced the decided ones)."
     )
     workflow = serializers.SerializerMethodField()
+    documents = serializers.SerializerMethodField(
+        help_text="The documents this procedure asks for, each with the reference recorded "
+        "on the case (null until someone records it)."
+    )
+    appeal = serializers.SerializerMethodField(
+        help_text="The routes of appeal the procedure states, in Chinese and English."
+    )
     available_transitions = serializers.SerializerMethodField()
     clocks = serializers.SerializerMethodField()
     pending_approval = serializers.SerializerMethodField()
@@ -214,10 +237,36 @@ class CaseDetailOutput(CaseSummaryOutput):
                 "name": step.name,
                 "to": step.target,
                 "requires": list(step.requires),
+                "documents": list(step.documents),
                 "second_person": step.second_person,
             }
             for step in case_transitions_available(user=self.context["user"], case=case)
         ]
+
+    @extend_schema_field(CaseDocumentOutput(many=True))
+    def get_documents(self, case: Any) -> list[dict[str, Any]]:
+        if case.workflow is None:
+            return []
+        declared = definition_of(case.workflow).documents
+        held = {entry.key: entry for entry in CaseDocument.objects.filter(case=case)}
+        return [
+            {
+                "key": key,
+                "name_zh": document.label_zh,
+                "name_en": document.label_en,
+                "legal_source": document.source.citation,
+                "reference": held[key].reference if key in held else None,
+                "recorded_at": held[key].created_at if key in held else None,
+            }
+            for key, document in declared.items()
+        ]
+
+    @extend_schema_field(AppealOutput(allow_null=True))
+    def get_appeal(self, case: Any) -> dict[str, Any] | None:
+        appeal = definition_of(case.workflow).appeal if case.workflow is not None else None
+        if appeal is None:
+            return None
+        return {"zh": appeal.text_zh, "en": appeal.text_en, "legal_source": appeal.source.citation}
 
     def get_clocks(self, case: Any) -> list[dict[str, Any]]:
         return list(ClockOutput(case_clocks(case=case), many=True).data)
@@ -235,7 +284,11 @@ class CaseListCreateApi(APIView):
     @extend_schema_serializer(component_name="CaseFilingInput")
     class InputSerializer(serializers.Serializer):
         record = serializers.UUIDField()
-        kind = serializers.ChoiceField(choices=[Case.Kind.OBJECTION, Case.Kind.REPAIR])
+        kind = serializers.ChoiceField(
+            choices=[Case.Kind.OBJECTION, Case.Kind.REPAIR, Case.Kind.DELETION],
+            help_text="deletion: filed by the unit that provided the record, when the act it "
+            "rests on was revoked (Shanghai Regulations Art 37).",
+        )
         grounds = serializers.ChoiceField(choices=Case.Grounds.choices)
         statement = serializers.CharField(max_length=10_000)
         requested_remedy = serializers.ChoiceField(choices=Case.Remedy.choices)
@@ -243,6 +296,13 @@ class CaseListCreateApi(APIView):
             child=serializers.CharField(max_length=64), required=False, default=list
         )
         correction = serializers.DictField(required=False, default=dict)
+        documents = serializers.DictField(
+            child=serializers.CharField(max_length=200),
+            required=False,
+            default=dict,
+            help_text="Entries for the case's document checklist: document key -> reference "
+            "(e.g. the revocation notice of a deletion).",
+        )
 
     def get_throttles(self) -> list[Any]:
         return [ScopedRateThrottle()] if self.request.method == "POST" else []
@@ -273,7 +333,10 @@ class CaseListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        record = record_get_for_user(user=_user(request), public_id=values.pop("record"))
+        find = (
+            record_get_for_provider if values["kind"] == Case.Kind.DELETION else record_get_for_user
+        )
+        record = find(user=_user(request), public_id=values.pop("record"))
         case = case_file(actor=_user(request), record=record, **values)
         case = case_get_for_user(user=_user(request), reference=case.reference)
         return Response(
@@ -314,6 +377,13 @@ class CaseTransitionApi(APIView):
             default=dict,
             help_text="A grant that corrects: the value to apply for each field, taken from the "
             "applicant's proposal, amended, or written by the decider.",
+        )
+        documents = serializers.DictField(
+            child=serializers.CharField(max_length=200),
+            required=False,
+            default=dict,
+            help_text="Documents the step needs (see the case's `documents`): key -> the "
+            "reference of the document relied on.",
         )
         lock_version = serializers.IntegerField(required=False, min_value=1)
 

@@ -29,19 +29,19 @@ def workflow_routes_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
 
     from objections.models import WorkflowRoute
     from objections.services.definitions import route_problem
-    from objections.services.routes import KINDS, builtin_routes
+    from objections.services.routes import builtin_routes
 
     problems = []
-    prefixes = [entry.get("prefix") for entry in builtin_routes().values()]
-    if len(set(prefixes)) != len(prefixes) or None in prefixes:
+    prefixes = [entry.prefix for entry in builtin_routes().values()]
+    if len(set(prefixes)) != len(prefixes):
         problems.append("objections/routes.yaml: every jurisdiction needs its own prefix")
     try:
         for code, entry in builtin_routes().items():
-            for kind in KINDS:
-                if kind in entry and (
-                    found := route_problem(jurisdiction_code=code, kind=kind, key=entry[kind])
+            for default in entry.routes:
+                if found := route_problem(
+                    jurisdiction_code=code, kind=default.kind, key=default.workflow
                 ):
-                    problems.append(f"objections/routes.yaml: {code} {kind}: {found}")
+                    problems.append(f"objections/routes.yaml: {code} {default.kind}: {found}")
         for route in WorkflowRoute.objects.select_related("jurisdiction"):
             code = route.jurisdiction.code
             if found := route_problem(

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from records.models import Agency, CatalogueEntry
 from scs_cases.models import BaseModel
 
 
@@ -77,6 +78,9 @@ class Case(BaseModel):
         OBJECTION = "objection", _("objection")
         REPAIR = "repair", _("credit repair")
         REVIEW = "review", _("review of a decision")
+        # Started by the providing unit when the act a record rests on was revoked (Shanghai
+        # Regulations Art 37).
+        DELETION = "deletion", _("deletion after revocation")
 
     class Grounds(models.TextChoices):
         INACCURATE = "inaccurate", _("the record is wrong")
@@ -186,18 +190,44 @@ class WorkflowRoute(BaseModel):
     )
     kind = models.CharField(
         max_length=12,
-        choices=[(Case.Kind.OBJECTION, _("objection")), (Case.Kind.REPAIR, _("credit repair"))],
+        choices=[
+            (Case.Kind.OBJECTION, _("objection")),
+            (Case.Kind.REPAIR, _("credit repair")),
+            (Case.Kind.DELETION, _("deletion after revocation")),
+        ],
+    )
+    # Narrower routes win: a row naming the kind of information or the kind of agency holding
+    # the record applies to those records only; blank means any.
+    information_kind = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        choices=CatalogueEntry.InformationKind.choices,
+        help_text=_("Only records of this kind of information (blank: any)."),
+    )
+    holder_kind = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        choices=Agency.Kind.choices,
+        help_text=_("Only records held by an agency of this kind (blank: any)."),
     )
     workflow_key = models.SlugField(max_length=64, help_text=_("The key of a workflow definition."))
 
     class Meta:
-        ordering = ["jurisdiction__code", "kind"]
+        ordering = ["jurisdiction__code", "kind", "information_kind", "holder_kind"]
         constraints = [
-            models.UniqueConstraint(fields=["jurisdiction", "kind"], name="workflow_route_unique")
+            models.UniqueConstraint(
+                fields=["jurisdiction", "kind", "information_kind", "holder_kind"],
+                name="workflow_route_unique",
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.jurisdiction_id} {self.kind} -> {self.workflow_key}"
+        narrower = "/".join(filter(None, (self.information_kind, self.holder_kind)))
+        return f"{self.jurisdiction_id} {self.kind}{' ' + narrower if narrower else ''} -> " + (
+            self.workflow_key
+        )
 
 
 class CaseReferencePrefix(BaseModel):
@@ -240,6 +270,8 @@ class Clock(BaseModel):
         RUNNING = "running", _("running")
         PAUSED = "paused", _("paused")
         STOPPED = "stopped", _("stopped")
+        # The period stopped applying (the workflow's `cancelled_by`): neither kept nor missed.
+        CANCELLED = "cancelled", _("no longer applies")
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="clocks")
     timer = models.CharField(max_length=64)
@@ -376,6 +408,30 @@ class Decision(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.outcome} on case {self.case_id}"
+
+
+class CaseDocument(BaseModel):
+    """One entry of a case's document checklist: a document the workflow requires before a step
+    (a credit commitment, proof of performance, a repair certificate), with the reference of the
+    document the person taking the step relied on (an evidence file's id or the document's own
+    number)."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="documents")
+    key = models.SlugField(max_length=64)
+    reference = models.CharField(max_length=200)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    transition = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "key"], name="case_document_once_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.key}: {self.reference}"
 
 
 class DisputeStatement(BaseModel):

@@ -9,9 +9,9 @@ from django.http import Http404
 from accounts import roles
 from accounts.models import User
 from objections import workflow
-from objections.models import Case, Clock, Decision, PendingApproval
+from objections.models import Case, Clock, Decision, PendingApproval, WorkflowDefinition
 from objections.services.definitions import definition_of
-from records.models import ImportConflict
+from records.models import Agency, ImportConflict
 from records.selectors import subject_list_for_user
 
 
@@ -33,8 +33,13 @@ def case_list_for_user(*, user: User) -> QuerySet[Case]:
         scoped = cases
     else:
         scope = Q(subject__in=subject_list_for_user(user=user).values("pk")) | Q(filed_by=user)
-        if (roles.CASEWORKER in names or roles.SUPERVISOR in names) and user.agency_id:
+        agency = _agency_of(user)
+        if (roles.CASEWORKER in names or roles.SUPERVISOR in names) and agency is not None:
             scope |= Q(responsible_agency_id=user.agency_id) | Q(record__agency_id=user.agency_id)
+            body = _REVIEW_BODIES.get(agency[1])
+            if body is not None:
+                # A reviewing body sees its jurisdiction's cases under workflows it acts in.
+                scope |= Q(jurisdiction_id=agency[2], workflow_id__in=_workflows_naming(body))
         scoped = cases.filter(scope)
     return scoped.order_by("-is_open", "next_due_on", "id")
 
@@ -110,30 +115,60 @@ def import_conflict_get_for_user(*, user: User, conflict_id: int) -> ImportConfl
 # --- a person's roles on a case and the steps they may take ----------------------------------
 
 
+def _agency_of(user: User) -> tuple[int, str, int] | None:
+    """(id, kind, jurisdiction id) of the user's agency, read once per request."""
+    if user.agency_id is None:
+        return None
+    cached: tuple[int, str, int] | None = getattr(user, "_agency_facts", None)
+    if cached is None or cached[0] != user.agency_id:
+        kind, jurisdiction_id = Agency.objects.values_list("kind", "jurisdiction_id").get(
+            pk=user.agency_id
+        )
+        cached = (user.agency_id, kind, jurisdiction_id)
+        user._agency_facts = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def case_roles_for(*, user: User, case: Case) -> tuple[str, ...]:
-    """The workflow roles `user` holds on `case`, most specific first."""
+    """The workflow roles `user` holds on `case`, supervisors' first: a position (caseworker,
+    supervisor) at each body the case involves that the user belongs to — the responsible
+    agency, the agency that provided the record, the jurisdiction's development and reform
+    commission or PBoC branch (the bodies a workflow file names)."""
     held: list[str] = []
     names = roles.role_names(user)
-    if (
-        roles.SUPERVISOR in names
-        and user.agency_id is not None
-        and user.agency_id
-        in (
-            case.responsible_agency_id,
-            case.record.agency_id,
-        )
-    ):
-        held.append("supervisor")
-    if roles.CASEWORKER in names and user.agency_id is not None:
-        if user.agency_id == case.responsible_agency_id:
-            held.append("caseworker")
-        if user.agency_id == case.record.agency_id:
-            held.append("agency_caseworker")
+    agency = _agency_of(user)
+    if agency is not None:
+        agency_id, kind, jurisdiction_id = agency
+        for group, position in ((roles.SUPERVISOR, "supervisor"), (roles.CASEWORKER, "caseworker")):
+            if group not in names:
+                continue
+            if agency_id == case.responsible_agency_id:
+                held.append(position)
+            if agency_id == case.record.agency_id:
+                held.append(f"agency_{position}")
+            if jurisdiction_id == case.jurisdiction_id and kind in _REVIEW_BODIES:
+                held.append(f"{_REVIEW_BODIES[kind]}_{position}")
     if user.pk in (case.filed_by_id, case.representative_id) or (
         subject_list_for_user(user=user).filter(pk=case.subject_id).exists()
     ):
         held.append("citizen")
     return tuple(held)
+
+
+_REVIEW_BODIES: dict[str, str] = {
+    Agency.Kind.DRC.value: "drc",
+    Agency.Kind.PBOC_BRANCH.value: "pboc_branch",
+}
+
+
+def _workflows_naming(body: str) -> list[int]:
+    """Ids of the stored workflow versions in which `body` (drc, pboc_branch) takes a step."""
+    prefix = f"{body}_"
+    return [
+        row.pk
+        for row in WorkflowDefinition.objects.only("pk", "source_text", "source_hash")
+        if any(role.startswith(prefix) for role in definition_of(row).bodies)
+    ]
 
 
 def case_transitions_available(*, user: User, case: Case) -> list[workflow.Transition]:

@@ -42,12 +42,13 @@ class CatalogueEntryAdmin(admin.ModelAdmin):
         "name_zh",
         "jurisdiction",
         "severity",
+        "information_kind",
         "publication_min_months",
         "publication_max_months",
         "repairable",
         "active",
     )
-    list_filter = ("jurisdiction", "severity", "active")
+    list_filter = ("jurisdiction", "severity", "information_kind", "active")
     search_fields = ("code", "name_zh", "name_en", "legal_basis")
 
 

@@ -104,6 +104,31 @@ CATALOGUE = [
         True,
     ),
     (
+        "credit-loan-overdue",
+        "信贷逾期信息",
+        "Overdue loan repayments (credit reporting)",
+        "《征信业管理条例》第十三条、第十六条",
+        CatalogueEntry.Severity.GENERAL,
+        True,
+        True,
+        0,
+        60,
+        False,
+    ),
+    (
+        "serious-dishonesty-list",
+        "严重失信主体名单信息",
+        "Serious-dishonesty list",
+        f"《国务院办公厅关于进一步完善失信约束制度构建诚信建设长效机制的指导意见》"
+        f"（国办发〔2020〕49号）；{_REPAIR_2025}",
+        CatalogueEntry.Severity.SERIOUS,
+        True,
+        True,
+        12,
+        36,
+        True,
+    ),
+    (
         "court-dishonest",
         "失信被执行人信息",
         "Dishonest judgment debtors",
@@ -116,6 +141,16 @@ CATALOGUE = [
         False,
     ),
 ]
+# What each entry's information is (the rest: other adverse information); it decides which
+# procedure an objection or a repair follows (objections/routes.yaml).
+INFORMATION_KINDS = {
+    "penalty-minor": CatalogueEntry.InformationKind.PENALTY,
+    "penalty-general": CatalogueEntry.InformationKind.PENALTY,
+    "penalty-serious": CatalogueEntry.InformationKind.PENALTY,
+    "court-dishonest": CatalogueEntry.InformationKind.DISHONESTY_LIST,
+    "serious-dishonesty-list": CatalogueEntry.InformationKind.DISHONESTY_LIST,
+    "credit-loan-overdue": CatalogueEntry.InformationKind.CREDIT_REPORTING,
+}
 LOCAL_CATALOGUE = {
     "shanghai": [
         (
@@ -148,8 +183,49 @@ LOCAL_CATALOGUE = {
 }
 
 
+# The bodies that review, approve or supervise, one of each per jurisdiction: the development
+# and reform commission (Zhejiang Regulations Arts 30–31) and the PBoC branch (Credit Reporting
+# Regulation Art 26).
+_REVIEW_BODIES = {
+    "national": (
+        ("国家发展和改革委员会", "National Development and Reform Commission"),
+        ("中国人民银行征信管理局", "People's Bank of China, Credit Information System Bureau"),
+    ),
+    "shanghai": (
+        ("上海市发展和改革委员会", "Shanghai Development and Reform Commission"),
+        ("中国人民银行上海总部", "People's Bank of China, Shanghai Head Office"),
+    ),
+    "zhejiang": (
+        ("浙江省发展和改革委员会", "Zhejiang Development and Reform Commission"),
+        ("中国人民银行浙江省分行", "People's Bank of China, Zhejiang Branch"),
+    ),
+    "hubei": (
+        ("湖北省发展和改革委员会", "Hubei Development and Reform Commission"),
+        ("中国人民银行湖北省分行", "People's Bank of China, Hubei Branch"),
+    ),
+}
+# Credit service agencies holding records: the PBoC's credit reference centre (credit-reporting
+# data) and a Shanghai agency (Shanghai Regulations Art 36 ¶3).
+CREDIT_SERVICES = {
+    "national": ("中国人民银行征信中心", "Credit Reference Center of the People's Bank of China"),
+    "shanghai": ("上海示范信用服务有限公司", "Shanghai Demonstration Credit Services Co."),
+}
+
+
 def credit_centre_code(jurisdiction: str) -> str:
     return f"{jurisdiction}-credit-centre"
+
+
+def drc_code(jurisdiction: str) -> str:
+    return f"{jurisdiction}-drc"
+
+
+def pboc_code(jurisdiction: str) -> str:
+    return f"{jurisdiction}-pboc"
+
+
+def credit_service_code(jurisdiction: str) -> str:
+    return f"{jurisdiction}-credit-service"
 
 
 def unit_code(jurisdiction: str, unit: str) -> str:
@@ -178,6 +254,26 @@ def registry_load() -> None:
                 "kind": Agency.Kind.CREDIT_CENTRE,
             },
         )
+        (drc_zh, drc_en), (pboc_zh, pboc_en) = _REVIEW_BODIES[code]
+        bodies = [
+            (drc_code(code), drc_zh, drc_en, Agency.Kind.DRC),
+            (pboc_code(code), pboc_zh, pboc_en, Agency.Kind.PBOC_BRANCH),
+        ]
+        if code in CREDIT_SERVICES:
+            service_zh, service_en = CREDIT_SERVICES[code]
+            bodies.append(
+                (credit_service_code(code), service_zh, service_en, Agency.Kind.CREDIT_SERVICE)
+            )
+        for agency_code, agency_zh, agency_en, kind in bodies:
+            Agency.objects.update_or_create(
+                code=agency_code,
+                defaults={
+                    "name_zh": agency_zh,
+                    "name_en": agency_en,
+                    "jurisdiction": jurisdiction,
+                    "kind": kind,
+                },
+            )
         for unit, unit_zh, unit_en in _UNITS:
             Agency.objects.update_or_create(
                 code=unit_code(code, unit),
@@ -214,6 +310,9 @@ def registry_load() -> None:
                     "publication_min_months": minimum,
                     "publication_max_months": maximum,
                     "repairable": repairable,
+                    "information_kind": INFORMATION_KINDS.get(
+                        entry_code, CatalogueEntry.InformationKind.OTHER
+                    ),
                     "active": True,
                 },
             )
@@ -236,6 +335,8 @@ _TITLES = {
     "abnormal-operation": ["通过登记的住所无法联系", "未按期公示年度报告"],
     "tax-arrears": ["欠缴增值税", "欠缴个人所得税"],
     "court-dishonest": ["有履行能力而拒不履行生效法律文书确定义务"],
+    "credit-loan-overdue": ["个人住房贷款逾期", "经营性贷款逾期", "信用卡透支逾期"],
+    "serious-dishonesty-list": ["拒不履行法定义务被列入严重失信主体名单"],
     "sh-social-insurance-arrears": ["欠缴职工社会保险费"],
     "zj-fire-safety-suspension": ["消防安全隐患责令停产停业"],
 }
@@ -286,11 +387,16 @@ def records_csv_write(
     before it, so demo data loaded on any date has records still published.
     """
     rng = random.Random(seed)
-    entries = list(
-        CatalogueEntry.objects.filter(
+    # A credit service agency holds credit-reporting data; the other agencies public credit
+    # information.
+    reporting = agency.kind == Agency.Kind.CREDIT_SERVICE
+    entries = [
+        entry
+        for entry in CatalogueEntry.objects.filter(
             active=True, jurisdiction__code__in=["national", agency.jurisdiction.code]
         )
-    )
+        if (entry.information_kind == CatalogueEntry.InformationKind.CREDIT_REPORTING) == reporting
+    ]
     person_entries = [e for e in entries if e.applies_to_persons]
     organisation_entries = [e for e in entries if e.applies_to_organisations]
     last_day = (today or timezone.localdate()) - timedelta(days=30)

@@ -47,6 +47,10 @@ class Agency(BaseModel):
         CREDIT_CENTRE = "credit_centre", _("credit centre")
         PROVIDING_UNIT = "providing_unit", _("information-providing unit")
         CREDIT_SERVICE = "credit_service", _("credit service agency")
+        # Bodies that review or supervise others' decisions (Zhejiang Regulations Arts 30–31;
+        # Credit Reporting Regulation Art 26).
+        DRC = "drc", _("development and reform commission")
+        PBOC_BRANCH = "pboc_branch", _("People's Bank of China branch")
 
     code = models.SlugField(_("code"), max_length=64, unique=True)
     name_zh = models.CharField(_("name (Chinese)"), max_length=200)
@@ -85,6 +89,22 @@ class CatalogueEntry(BaseModel):
     applies_to_organisations = models.BooleanField(_("applies to organisations"), default=True)
     publication_min_months = models.PositiveSmallIntegerField(_("minimum publication (months)"))
     publication_max_months = models.PositiveSmallIntegerField(_("maximum publication (months)"))
+
+    class InformationKind(models.TextChoices):
+        # What the information is decides which procedure an objection or a repair follows
+        # (objections.WorkflowRoute): penalties published on Credit China, serious-dishonesty
+        # lists, credit-reporting data under the PBoC regulation, other adverse information.
+        PENALTY = "penalty", _("administrative penalty")
+        DISHONESTY_LIST = "dishonesty_list", _("serious-dishonesty list")
+        CREDIT_REPORTING = "credit_reporting", _("credit-reporting information")
+        OTHER = "other", _("other adverse information")
+
+    information_kind = models.CharField(
+        _("kind of information"),
+        max_length=20,
+        choices=InformationKind.choices,
+        default=InformationKind.OTHER,
+    )
     repairable = models.BooleanField(_("repairable"), default=True)
     active = models.BooleanField(_("active"), default=True)
 

@@ -67,6 +67,22 @@ def record_list_for_user(*, user: User, subject: Subject | None = None) -> Query
     )
 
 
+def record_get_for_provider(*, user: User, public_id: uuid.UUID | str) -> CreditRecord:
+    """A published record that the user's agency provided, for its caseworkers and supervisors
+    (who notify that the act it rests on was revoked); 404 for any other."""
+    from accounts import roles
+
+    staff = {roles.CASEWORKER, roles.SUPERVISOR} & roles.role_names(user)
+    try:
+        if not staff or user.agency_id is None:
+            raise CreditRecord.DoesNotExist
+        return CreditRecord.objects.select_related(
+            "agency__jurisdiction", "category", "subject"
+        ).get(agency_id=user.agency_id, status__in=DISCLOSED_STATUSES, public_id=public_id)
+    except (CreditRecord.DoesNotExist, ValidationError, ValueError) as error:
+        raise Http404("No such record.") from error
+
+
 def record_get_for_user(*, user: User, public_id: uuid.UUID | str) -> CreditRecord:
     try:
         return record_list_for_user(user=user).get(public_id=public_id)

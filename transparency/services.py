@@ -13,7 +13,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from objections.calendar import WorkingCalendar
-from objections.models import Case, ClockPause, Decision
+from objections.models import Case, Clock, ClockPause, Decision
 from objections.services.calendars import working_calendar
 from records.dates import add_months
 from records.models import Agency, CatalogueEntry, CreditRecord, ImportBatch, ImportConflict
@@ -74,19 +74,23 @@ def _local_date(moment: datetime | None) -> date | None:
 
 
 def case_facts(*, today: date) -> Iterator[figures.CaseFacts]:
-    """One `CaseFacts` per filed case (reviews are counted with the case they review)."""
+    """One `CaseFacts` per objection or repair (reviews are counted with the case they review;
+    deletions a providing unit starts after a revocation are not applications and not counted)."""
     working = _WorkingDays(working_calendar())
     latest = Decision.objects.filter(case=OuterRef("pk")).order_by("-id")
     cases = (
-        Case.objects.exclude(kind=Case.Kind.REVIEW)
+        Case.objects.filter(kind__in=[Case.Kind.OBJECTION, Case.Kind.REPAIR])
         .annotate(
             decided_at=Subquery(latest.values("created_at")[:1]),
             decided_outcome=Subquery(latest.values("outcome")[:1]),
             decided_remedy=Subquery(latest.values("remedy")[:1]),
             late_clocks=Count(
                 "clocks",
-                filter=Q(clocks__escalated_at__isnull=False)
-                | Q(clocks__stopped_at__date__gt=F("clocks__due_on")),
+                filter=(
+                    Q(clocks__escalated_at__isnull=False)
+                    | Q(clocks__stopped_at__date__gt=F("clocks__due_on"))
+                )
+                & ~Q(clocks__status=Clock.Status.CANCELLED),
             ),
         )
         .values_list(

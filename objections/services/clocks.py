@@ -64,7 +64,7 @@ def clocks_start(*, case: Case, definition: workflow.Definition, state: str, tod
 
 
 def clocks_stop_outside(
-    *, case: Case, definition: workflow.Definition, state: str, now: object
+    *, case: Case, definition: workflow.Definition, state: str, now: object, transition: str = ""
 ) -> None:
     """Stop running clocks whose period does not continue into `state`.
 
@@ -73,9 +73,12 @@ def clocks_stop_outside(
     their resume.
     """
     continuing = {timer.name for timer in definition.timers_for(state)}
-    Clock.objects.filter(case=case, status=Clock.Status.RUNNING).exclude(
+    cancelled = {timer.name for timer in definition.timers if transition in timer.cancelled_by}
+    stopping = Clock.objects.filter(case=case, status=Clock.Status.RUNNING).exclude(
         timer__in=continuing
-    ).update(status=Clock.Status.STOPPED, stopped_at=now)
+    )
+    stopping.filter(timer__in=cancelled).update(status=Clock.Status.CANCELLED, stopped_at=now)
+    stopping.update(status=Clock.Status.STOPPED, stopped_at=now)
 
 
 def clocks_stop_all(*, case: Case, now: object) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from audit.services import audit_record, audited
 from objections import workflow
+from objections.exceptions import FilingRefused
 from objections.models import WorkflowDefinition
 from records.models import Jurisdiction
 
@@ -111,3 +113,23 @@ def route_problem(*, jurisdiction_code: str, kind: str, key: str) -> str | None:
             f"{jurisdiction_code}'s cases."
         )
     return None
+
+
+def documents_checked(
+    definition: workflow.Definition, documents: Mapping[str, str]
+) -> dict[str, str]:
+    """Checklist entries given with a filing or a step: each names a document the workflow
+    declares, with a reference of at most 200 characters."""
+    checked: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for key, reference in documents.items():
+        text = reference.strip() if isinstance(reference, str) else ""
+        if key not in definition.documents:
+            errors[str(key)[:64]] = "This procedure asks for no such document."
+        elif not text or len(text) > 200:
+            errors[key] = "Give the document's reference (1 to 200 characters)."
+        else:
+            checked[key] = text
+    if errors:
+        raise FilingRefused("Some documents could not be recorded.", errors=errors)
+    return checked

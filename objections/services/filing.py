@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
 from objections import workflow
@@ -22,9 +23,10 @@ from objections.exceptions import (
 )
 from objections.models import (
     Case,
+    CaseDocument,
     CaseReferenceCounter,
 )
-from objections.services.definitions import definition_of
+from objections.services.definitions import definition_of, documents_checked
 from objections.services.notifications import notify
 from objections.services.routes import reference_prefix, route_key
 from records import services as record_services
@@ -49,6 +51,28 @@ def current_definition_row(key: str) -> WorkflowDefinition:
     return row
 
 
+def definition_row_in_force(key: str, on: date) -> WorkflowDefinition:
+    """The stored definition that governs a case filed on `on` under the route to `key`: the
+    current version of `key`, or, when `on` is before its `effective_from`, the definition it
+    superseded (and so on back). A day before every one of them is refused."""
+    row = current_definition_row(key)
+    definition = definition_of(row)
+    seen = {key}
+    while definition.effective_from is not None and on < date.fromisoformat(
+        definition.effective_from
+    ):
+        earlier = definition.supersedes
+        if earlier is None or earlier in seen:
+            raise FilingRefused(
+                f"No procedure was in force on {on.isoformat()}: {definition.key!r} applies "
+                f"from {definition.effective_from}."
+            )
+        seen.add(earlier)
+        row = current_definition_row(earlier)
+        definition = definition_of(row)
+    return row
+
+
 def _next_reference(jurisdiction: Jurisdiction, year: int) -> str:
     prefix = reference_prefix(jurisdiction)
     counter, _ = CaseReferenceCounter.objects.select_for_update().get_or_create(
@@ -61,7 +85,7 @@ def _next_reference(jurisdiction: Jurisdiction, year: int) -> str:
 
 # Guards a workflow may declare. One it does not declare has no known basis in its rules: it is
 # not enforced, and the filing says so (`guards_not_enforced` in its audit event).
-REPAIR_GUARDS = ("serious_list_blocks_repair",)
+REPAIR_GUARDS = ("serious_list_blocks_repair", "no_new_record_of_same_type")
 
 
 def _repair_guards(record: CreditRecord, definition: workflow.Definition, today: date) -> list[str]:
@@ -77,8 +101,29 @@ def _repair_guards(record: CreditRecord, definition: workflow.Definition, today:
         raise FilingRefused(
             "A subject on a serious-dishonesty list cannot apply for repair until removed from it."
         )
+    if definition.guards.get("no_new_record_of_same_type", False):
+        newer = (
+            CreditRecord.objects.filter(
+                subject_id=record.subject_id,
+                category_id=record.category_id,
+                status__in=[CreditRecord.Status.PUBLISHED, CreditRecord.Status.CORRECTED],
+                decision_date__gt=record.decision_date,
+            )
+            .exclude(pk=record.pk)
+            .values_list("decision_date", flat=True)
+            .first()
+        )
+        if newer is not None:
+            raise FilingRefused(
+                "Repair is not available: an adverse record of the same category was decided "
+                f"after this one (on {newer.isoformat()})."
+            )
     months = category.publication_min_months
     by_severity = definition.guards.get("min_publication_months_by_severity")
+    if category.information_kind == category.InformationKind.PENALTY:
+        by_severity = definition.guards.get(
+            "penalty_min_publication_months_by_severity", by_severity
+        )
     if isinstance(by_severity, Mapping):
         months = max(months, int(by_severity.get(category.severity, 0)))
     earliest = add_months(record.decision_date, months)
@@ -103,19 +148,29 @@ def case_file(
     fields_objected: list[str] | None = None,
     correction: dict[str, Any] | None = None,
     representative: User | None = None,
+    documents: Mapping[str, str] | None = None,
 ) -> Case:
-    """File an objection or repair application about one record the actor may act for."""
-    if kind not in (Case.Kind.OBJECTION, Case.Kind.REPAIR):
-        raise FilingRefused("A case is an objection or a repair application.")
+    """File an objection or repair application about one record the actor may act for, or, for
+    the unit that provided the record, a deletion after the act it rests on was revoked.
+    `documents` are entries for the case's checklist (document key -> reference)."""
+    if kind not in (Case.Kind.OBJECTION, Case.Kind.REPAIR, Case.Kind.DELETION):
+        raise FilingRefused("A case is an objection, a repair application or a deletion.")
     record = CreditRecord.objects.select_related("subject", "category", "agency__jurisdiction").get(
         pk=record.pk
     )
+    if kind == Case.Kind.DELETION and not (
+        actor.agency_id == record.agency_id
+        and {roles.CASEWORKER, roles.SUPERVISOR} & roles.role_names(actor)
+    ):
+        raise FilingRefused("Only the unit that provided the record can notify its revocation.")
     today = timezone.localdate()
     jurisdiction = record.agency.jurisdiction
+    row = definition_row_in_force(route_key(jurisdiction, kind, record), today)
+    definition = definition_of(row)
     unenforced: list[str] = []
     if kind == Case.Kind.REPAIR:
-        row = current_definition_row(route_key(jurisdiction, kind))
-        unenforced = _repair_guards(record, definition_of(row), today)
+        unenforced = _repair_guards(record, definition, today)
+    checklist = documents_checked(definition, documents or {})
     # Checked as an import row would be: nothing reaches a decision that cannot be applied.
     proposed = record_services.record_correction_check(
         record, correction or {}, today=today
@@ -140,6 +195,12 @@ def case_file(
                 jurisdiction=jurisdiction,
                 filed_at=now,
             )
+            CaseDocument.objects.bulk_create(
+                CaseDocument(
+                    case=case, key=key, reference=reference, recorded_by=actor, transition="filed"
+                )
+                for key, reference in checklist.items()
+            )
     except IntegrityError as error:  # a concurrent filing won the unique constraint
         raise CaseConflict(f"An open {kind} case about this record already exists.") from error
     audit_record(
@@ -152,6 +213,7 @@ def case_file(
             "record": record.pk,
             "grounds": grounds,
             "remedy": requested_remedy,
+            **({"documents": sorted(checklist)} if checklist else {}),
             **({"guards_not_enforced": unenforced} if unenforced else {}),
         },
     )

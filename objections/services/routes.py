@@ -5,6 +5,7 @@ for a jurisdiction the first time one of its cases needs them."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,41 +14,70 @@ import yaml
 from audit.services import audit_record, audited
 from objections.exceptions import FilingRefused
 from objections.models import CaseReferencePrefix, WorkflowRoute
-from records.models import Jurisdiction
+from records.models import CreditRecord, Jurisdiction
 
 if TYPE_CHECKING:
     from accounts.models import User
 
 ROUTES_FILE = Path(__file__).resolve().parent.parent / "routes.yaml"
-KINDS = ("objection", "repair")
+KINDS = ("objection", "repair", "deletion")
+
+
+@dataclass(frozen=True)
+class RouteDefault:
+    kind: str
+    workflow: str
+    information: str = ""
+    holder: str = ""
+
+
+@dataclass(frozen=True)
+class JurisdictionDefaults:
+    prefix: str
+    routes: tuple[RouteDefault, ...]
 
 
 @functools.cache
-def builtin_routes() -> dict[str, dict[str, str]]:
-    """The defaults of objections/routes.yaml: per jurisdiction code, `prefix` and the workflow
-    key of each kind."""
+def builtin_routes() -> dict[str, JurisdictionDefaults]:
+    """The defaults of objections/routes.yaml, per jurisdiction code."""
     data: Any = yaml.safe_load(ROUTES_FILE.read_text(encoding="utf-8"))
-    return {str(code): {str(k): str(v) for k, v in entry.items()} for code, entry in data.items()}
+    return {
+        str(code): JurisdictionDefaults(
+            prefix=str(entry["prefix"]),
+            routes=tuple(
+                RouteDefault(
+                    kind=str(route["kind"]),
+                    workflow=str(route["workflow"]),
+                    information=str(route.get("information", "")),
+                    holder=str(route.get("holder", "")),
+                )
+                for route in entry.get("routes", [])
+            ),
+        )
+        for code, entry in data.items()
+    }
 
 
 @audited()
 def routes_seed(*, jurisdiction: Jurisdiction, actor: User | None = None) -> int:
-    """Store the defaults for `jurisdiction` that have no row yet. Returns the rows created."""
+    """Store the defaults for a jurisdiction that has no route and no prefix yet (once stored,
+    the rows are the administrator's). Returns the rows created."""
     defaults = builtin_routes().get(jurisdiction.code)
     if defaults is None:
         return 0
     created = 0
-    for kind in KINDS:
-        if kind in defaults:
+    if not WorkflowRoute.objects.filter(jurisdiction=jurisdiction).exists():
+        for route in defaults.routes:
             _, made = WorkflowRoute.objects.get_or_create(
-                jurisdiction=jurisdiction, kind=kind, defaults={"workflow_key": defaults[kind]}
+                jurisdiction=jurisdiction,
+                kind=route.kind,
+                information_kind=route.information,
+                holder_kind=route.holder,
+                defaults={"workflow_key": route.workflow},
             )
             created += made
-    if (
-        "prefix" in defaults
-        and not CaseReferencePrefix.objects.filter(jurisdiction=jurisdiction).exists()
-    ):
-        CaseReferencePrefix.objects.create(jurisdiction=jurisdiction, prefix=defaults["prefix"])
+    if not CaseReferencePrefix.objects.filter(jurisdiction=jurisdiction).exists():
+        CaseReferencePrefix.objects.create(jurisdiction=jurisdiction, prefix=defaults.prefix)
         created += 1
     if created:
         audit_record(
@@ -61,44 +91,70 @@ def routes_seed(*, jurisdiction: Jurisdiction, actor: User | None = None) -> int
 
 @audited()
 def workflow_route_set(
-    *, jurisdiction: Jurisdiction, kind: str, workflow_key: str, actor: User | None
+    *,
+    jurisdiction: Jurisdiction,
+    kind: str,
+    workflow_key: str,
+    actor: User | None,
+    information_kind: str = "",
+    holder_kind: str = "",
 ) -> WorkflowRoute:
-    """Point a jurisdiction's cases of `kind` at another workflow (cases already routed stay on
-    theirs). The key must name a workflow of that kind and jurisdiction."""
+    """Point a jurisdiction's cases of `kind` (narrowed to records of `information_kind` or held
+    by agencies of `holder_kind`, when given) at another workflow; cases already routed stay on
+    theirs. The key must name a workflow of that kind and jurisdiction."""
     from objections.services.definitions import route_problem
 
     problem = route_problem(jurisdiction_code=jurisdiction.code, kind=kind, key=workflow_key)
     if problem:
         raise FilingRefused(problem)
     route, _ = WorkflowRoute.objects.select_for_update().get_or_create(
-        jurisdiction=jurisdiction, kind=kind, defaults={"workflow_key": workflow_key}
+        jurisdiction=jurisdiction,
+        kind=kind,
+        information_kind=information_kind,
+        holder_kind=holder_kind,
+        defaults={"workflow_key": workflow_key},
     )
     before = route.workflow_key
     route.workflow_key = workflow_key
     route.save(update_fields=["workflow_key", "updated_at"])
+    narrowed = {"information": information_kind, "holder": holder_kind}
     audit_record(
         actor=actor,
         action="workflow.route_set",
         target=route,
-        data={"jurisdiction": jurisdiction.code, "kind": kind, "from": before, "to": workflow_key},
+        data={
+            "jurisdiction": jurisdiction.code,
+            "kind": kind,
+            **{key: value for key, value in narrowed.items() if value},
+            "from": before,
+            "to": workflow_key,
+        },
     )
     return route
 
 
-def route_key(jurisdiction: Jurisdiction, kind: str) -> str:
-    """The key of the workflow that runs `jurisdiction`'s cases of `kind`."""
-    key = (
-        WorkflowRoute.objects.filter(jurisdiction=jurisdiction, kind=kind)
-        .values_list("workflow_key", flat=True)
-        .first()
+def route_key(jurisdiction: Jurisdiction, kind: str, record: CreditRecord | None = None) -> str:
+    """The key of the workflow that runs `jurisdiction`'s cases of `kind` about `record`: the
+    narrowest route matching the record's kind of information and the kind of its holder."""
+    rows = list(
+        WorkflowRoute.objects.filter(jurisdiction=jurisdiction, kind=kind).values_list(
+            "information_kind", "holder_kind", "workflow_key"
+        )
     )
-    if key is None and routes_seed(jurisdiction=jurisdiction):
-        return route_key(jurisdiction, kind)
-    if key is None:
+    if not rows and routes_seed(jurisdiction=jurisdiction):
+        return route_key(jurisdiction, kind, record)
+    information = record.category.information_kind if record is not None else ""
+    holder = record.agency.kind if record is not None else ""
+    matching = [
+        ((bool(info) + bool(held), bool(held)), key)
+        for info, held, key in rows
+        if info in ("", information) and held in ("", holder)
+    ]
+    if not matching:
         raise FilingRefused(
             f"No {kind} procedure is configured for jurisdiction {jurisdiction.code!r}."
         )
-    return key
+    return max(matching)[1]
 
 
 def reference_prefix(jurisdiction: Jurisdiction) -> str:

@@ -18,7 +18,7 @@ from objections.models import (
 )
 from objections.services import clocks
 from objections.services.definitions import definition_of
-from objections.services.filing import current_definition_row
+from objections.services.filing import definition_row_in_force
 from objections.services.notifications import notify
 from objections.services.routes import route_key
 from objections.services.transitions import automatic_steps_run
@@ -49,16 +49,21 @@ def case_route(*, case_id: int) -> Case:
     """
     case = (
         Case.objects.select_for_update(of=("self",))
-        .select_related("record__agency__jurisdiction", "jurisdiction")
+        .select_related("record__agency__jurisdiction", "record__category", "jurisdiction")
         .get(pk=case_id)
     )
     if case.routed_at is not None:
         return case
-    row = current_definition_row(route_key(case.jurisdiction, case.kind))
+    filed_on = timezone.localdate(case.filed_at)
+    row = definition_row_in_force(route_key(case.jurisdiction, case.kind, case.record), filed_on)
     definition = definition_of(row)
-    centre = Agency.objects.filter(
-        jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE
-    ).first()
+    centre = (
+        Agency.objects.filter(jurisdiction=case.jurisdiction, kind=Agency.Kind.CREDIT_CENTRE)
+        .order_by("id")
+        .first()
+        if definition.responsible == "credit_centre"
+        else None
+    )
     agency = centre or case.record.agency
     case.workflow = row
     case.responsible_agency = agency

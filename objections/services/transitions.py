@@ -27,6 +27,7 @@ from objections.exceptions import (
 )
 from objections.models import (
     Case,
+    CaseDocument,
     Clock,
     Decision,
     PendingApproval,
@@ -38,7 +39,7 @@ from objections.selectors import (
     step_contradicts_decision,
 )
 from objections.services import clocks
-from objections.services.definitions import definition_of
+from objections.services.definitions import definition_of, documents_checked
 from objections.services.effects import effects_run
 from objections.services.notifications import notify
 from records import services as record_services
@@ -60,6 +61,8 @@ class TransitionInput:
     # A decision to grant: what happens to the record, and for a correction the values to apply.
     remedy: str = ""
     correction: dict[str, Any] = field(default_factory=dict)
+    # Checklist entries the step supplies: document key -> the document's reference.
+    documents: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str) -> object:
         return getattr(self, name, "")
@@ -158,6 +161,13 @@ def _decision_checked(
             if case.requested_remedy in allowed
             else ""
         )
+    if not remedy and len(allowed) > 1:
+        # Nothing would be carried out: a grant that leaves the choice open is not a decision.
+        raise MissingFields(
+            f"'{step.name}' needs the remedy decided: one of {', '.join(allowed)}.",
+            fields=["remedy"],
+            allowed=allowed,
+        )
     if remedy and remedy not in allowed:
         raise MissingFields(
             f"'{step.name}' can decide one of these remedies: {', '.join(allowed)}."
@@ -213,6 +223,23 @@ def _checked_input(step: workflow.Transition, data: TransitionInput) -> Transiti
     if not data.outcome and len(step.outcomes) == 1:
         data = replace(data, outcome=step.outcomes[0])
     return data
+
+
+def _documents_checked(
+    case: Case, definition: workflow.Definition, step: workflow.Transition, data: TransitionInput
+) -> TransitionInput:
+    """The documents the step needs are on the case's checklist or given with the step."""
+    given = documents_checked(definition, data.documents)
+    held = set(CaseDocument.objects.filter(case=case).values_list("key", flat=True))
+    missing = [key for key in step.documents if key not in held and key not in given]
+    if missing:
+        names = ", ".join(definition.documents[key].label_en for key in missing)
+        raise MissingFields(
+            f"'{step.name}' needs these documents on the case: {names}.",
+            fields=["documents"],
+            documents=missing,
+        )
+    return replace(data, documents=given)
 
 
 def _check_waits(case: Case, definition: workflow.Definition, step: workflow.Transition) -> None:
@@ -291,6 +318,7 @@ def case_transition(
             f"'{step.name}' would carry out a remedy the decision in force did not choose."
         )
     data = _decision_checked(case, definition, step, _checked_input(step, data))
+    data = _documents_checked(case, definition, step, data)
     _check_waits(case, definition, step)
     _check_review_limit(case, definition, step)
     if step.extends_clock:
@@ -311,6 +339,7 @@ def case_transition(
                         "extension_days": data.extension_days,
                         "remedy": data.remedy,
                         "correction": data.correction,
+                        "documents": data.documents,
                     },
                 )
         except IntegrityError as error:
@@ -363,6 +392,10 @@ def case_approval_decide(
             action="case.approval_rejected",
             data={"transition": step.name, "approval": approval.pk, "reasons_given": bool(reasons)},
         )
+    # The step is the requester's, taken in the role they asked in; the approver is recorded
+    # beside it (`approved_by`, `approver_role`).
+    asked = case_roles_for(user=approval.requested_by, case=case)
+    requester_role = next((r for r in asked if r in step.roles), role)
     payload = approval.payload
     data = TransitionInput(
         reasons=payload.get("reasons", ""),
@@ -371,15 +404,17 @@ def case_approval_decide(
         extension_days=int(payload.get("extension_days") or 0),
         remedy=payload.get("remedy", ""),
         correction=payload.get("correction") or {},
+        documents=payload.get("documents") or {},
     )
     return _apply(
         case,
         definition,
         step,
         actor=approval.requested_by,
-        role=role,
+        role=requester_role,
         data=data,
         approved_by=actor,
+        approver_role=role,
     )
 
 
@@ -405,6 +440,7 @@ def _apply(
     role: str,
     data: TransitionInput,
     approved_by: User | None = None,
+    approver_role: str = "",
 ) -> Case:
     """Change state, clocks and record as `step` says; audit it; queue the notifications."""
     now = timezone.now()
@@ -453,7 +489,9 @@ def _apply(
             case.closed_at = None
             update_fields += ["is_open", "closed_at"]
         if source != step.target:
-            clocks.clocks_stop_outside(case=case, definition=definition, state=step.target, now=now)
+            clocks.clocks_stop_outside(
+                case=case, definition=definition, state=step.target, now=now, transition=step.name
+            )
         clocks.clocks_start(case=case, definition=definition, state=step.target, today=today)
     if step.outcomes and data.outcome:
         decider = actor or approved_by
@@ -470,6 +508,16 @@ def _apply(
             correction=data.correction,
             decided_by=decider,
             approved_by=approved_by,
+        )
+    for key, reference in data.documents.items():
+        CaseDocument.objects.update_or_create(
+            case=case,
+            key=key,
+            defaults={
+                "reference": reference,
+                "recorded_by": actor or approved_by,
+                "transition": step.name,
+            },
         )
     effects_run(case, step, actor=actor or approved_by)
     case.next_due_on = clocks.case_next_due(case)
@@ -496,7 +544,9 @@ def _apply(
             "decided_fields": sorted(data.correction),
             "reasons_given": bool(data.reasons),
             "approved_by": approved_by.pk if approved_by else None,
+            **({"approver_role": approver_role} if approver_role else {}),
             "effects": list(step.effects),
+            **({"documents": sorted(data.documents)} if data.documents else {}),
         },
     )
     if role != "system":

@@ -45,7 +45,31 @@ def definition_to_dict(definition: Definition) -> dict[str, object]:
     }
     if definition.effective_from is not None:
         data["effective_from"] = definition.effective_from
+    if definition.supersedes is not None:
+        data["supersedes"] = definition.supersedes
+    if definition.responsible != "credit_centre":
+        data["responsible"] = definition.responsible
     data["legal_basis"] = [_source_data(s) for s in definition.legal_basis]
+    if definition.bodies:
+        data["bodies"] = {
+            role: {
+                "zh": body.label_zh,
+                "en": body.label_en,
+                **({"source": _source_data(body.source)} if body.source else {}),
+            }
+            for role, body in sorted(definition.bodies.items())
+        }
+    if definition.documents:
+        data["documents"] = {
+            key: {"zh": doc.label_zh, "en": doc.label_en, "source": _source_data(doc.source)}
+            for key, doc in sorted(definition.documents.items())
+        }
+    if definition.appeal is not None:
+        data["appeal"] = {
+            "zh": definition.appeal.text_zh,
+            "en": definition.appeal.text_en,
+            "source": _source_data(definition.appeal.source),
+        }
     data["initial"] = definition.initial
     data["reopen_by_review"] = sorted(definition.reopen_by_review)
     data["guards"] = {
@@ -79,6 +103,7 @@ def definition_to_dict(definition: Definition) -> dict[str, object]:
             "resumes_clock": t.resumes_clock,
             "extends_clock": t.extends_clock,
             "outcomes": list(t.outcomes),
+            **({"documents": list(t.documents)} if t.documents else {}),
         }
         for t in sorted(definition.transitions, key=lambda t: (t.source, t.name))
     ]
@@ -96,6 +121,8 @@ def definition_to_dict(definition: Definition) -> dict[str, object]:
         if timer.extension_cap is not None:
             entry["extension_cap"] = timer.extension_cap
         entry["reminder_at"] = timer.reminder_at
+        if timer.cancelled_by:
+            entry["cancelled_by"] = list(timer.cancelled_by)
         entry["source"] = _source_data(timer.source)
         timers.append(entry)
     data["timers"] = timers

@@ -15,6 +15,11 @@ ROLES: Final = frozenset(
         "caseworker",
         "supervisor",
         "agency_caseworker",
+        "agency_supervisor",
+        "drc_caseworker",
+        "drc_supervisor",
+        "pboc_branch_caseworker",
+        "pboc_branch_supervisor",
         "auditor",
         "administrator",
         "system",
@@ -38,7 +43,26 @@ OUTCOMES: Final = frozenset({"granted", "partly_granted", "refused", "kept_with_
 REQUIRED_FIELDS: Final = frozenset(
     {"reasons", "outcome", "material_request", "statement", "extension_reason"}
 )
-CASE_KINDS: Final = frozenset({"objection", "repair", "review"})
+# Who holds each staff role on a case (objections.selectors.case_roles_for): the responsible
+# agency's staff (the credit centre, or the record's agency where the workflow says
+# `responsible: record_agency`), the staff of the agency that provided the record, and the
+# staff of the jurisdiction's development and reform commission or PBoC branch.
+STAFF_ROLES: Final = frozenset(
+    {
+        "caseworker",
+        "supervisor",
+        "agency_caseworker",
+        "agency_supervisor",
+        "drc_caseworker",
+        "drc_supervisor",
+        "pboc_branch_caseworker",
+        "pboc_branch_supervisor",
+    }
+)
+# The agency that is responsible for a case (its `caseworker` and `supervisor`).
+RESPONSIBLE: Final = frozenset({"credit_centre", "record_agency"})
+# `deletion`: started by the providing unit, not the subject (Shanghai Regulations Art 37).
+CASE_KINDS: Final = frozenset({"objection", "repair", "review", "deletion"})
 UNITS: Final = frozenset({"working", "calendar"})
 # None of the rules studied deems silence an approval or a refusal (regulations.md §7.2), so a
 # timer can only make people act; it can never move the case by itself.
@@ -88,6 +112,36 @@ class LegalSource:
 
 
 @dataclass(frozen=True)
+class Body:
+    """The body that holds a workflow role in this procedure, as the rules name it."""
+
+    role: str
+    label_zh: str
+    label_en: str
+    source: LegalSource | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document a step needs (a credit commitment, proof that an obligation was performed):
+    the step is refused until the case's checklist has it."""
+
+    key: str
+    label_zh: str
+    label_en: str
+    source: LegalSource
+
+
+@dataclass(frozen=True)
+class Appeal:
+    """The routes of appeal stated to the applicant with a decision."""
+
+    text_zh: str
+    text_en: str
+    source: LegalSource
+
+
+@dataclass(frozen=True)
 class Timer:
     """A deadline that runs while the case is in `state`.
 
@@ -109,6 +163,10 @@ class Timer:
     source: LegalSource
     extension_cap: int | None = None
     reminder_at: float = 0.8
+    # Transitions after which the period no longer applies (Shanghai: the 2-WD forwarding limit
+    # once the centre decides the objection itself, so nothing was to be forwarded). The clock
+    # ends "cancelled": neither kept nor missed.
+    cancelled_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +185,8 @@ class Transition:
     # The outcomes this step may record. With one, it is implied; with several, the person
     # taking the step chooses (and `requires` lists "outcome"). None: the step decides nothing.
     outcomes: tuple[str, ...] = ()
+    # Keys of the definition's `documents` the case must hold before this step is taken.
+    documents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +204,14 @@ def _empty_guards() -> Mapping[str, GuardValue]:
 
 
 def _empty_sources() -> Mapping[str, LegalSource]:
+    return MappingProxyType({})
+
+
+def _empty_bodies() -> Mapping[str, Body]:
+    return MappingProxyType({})
+
+
+def _empty_documents() -> Mapping[str, Document]:
     return MappingProxyType({})
 
 
@@ -166,6 +234,12 @@ class Definition:
     reopen_by_review: tuple[str, ...] = ()
     legal_basis: tuple[LegalSource, ...] = ()
     effective_from: str | None = None
+    # The definition this one replaced: a case filed before `effective_from` runs under it.
+    supersedes: str | None = None
+    responsible: str = "credit_centre"
+    bodies: Mapping[str, Body] = field(default_factory=_empty_bodies)
+    documents: Mapping[str, Document] = field(default_factory=_empty_documents)
+    appeal: Appeal | None = None
 
     def _state(self, state: str) -> State:
         try:

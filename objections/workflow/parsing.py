@@ -16,11 +16,16 @@ from objections.workflow.model import (
     CASE_KINDS,
     EXPIRY_ACTIONS,
     OUTCOMES,
+    RESPONSIBLE,
     SEVERITIES,
+    STAFF_ROLES,
     UNITS,
     WORKFLOWS_DIR,
+    Appeal,
+    Body,
     Definition,
     DefinitionError,
+    Document,
     GuardScalar,
     GuardValue,
     LegalSource,
@@ -30,6 +35,7 @@ from objections.workflow.model import (
 )
 from objections.workflow.rules import (
     Problems,
+    _check_bodies,
     _check_graph,
     _check_timers,
     _check_wait_guard,
@@ -78,7 +84,20 @@ _TOP_REQUIRED = (
     "transitions",
     "timers",
 )
-_TOP_OPTIONAL = ("effective_from", "legal_basis", "reopen_by_review", "guards")
+_TOP_OPTIONAL = (
+    "effective_from",
+    "legal_basis",
+    "reopen_by_review",
+    "guards",
+    "supersedes",
+    "responsible",
+    "bodies",
+    "documents",
+    "appeal",
+)
+_BODY_FIELDS = (("zh", "en"), ("source",))
+_DOCUMENT_FIELDS = (("zh", "en", "source"), ())
+_APPEAL_FIELDS = (("zh", "en", "source"), ())
 _STATE_FIELDS = (("zh", "en"), ("terminal", "untimed"))
 _TRANSITION_FIELDS = (
     ("name", "from", "to", "roles"),
@@ -91,11 +110,12 @@ _TRANSITION_FIELDS = (
         "resumes_clock",
         "extends_clock",
         "outcomes",
+        "documents",
     ),
 )
 _TIMER_FIELDS = (
     ("name", "amount", "unit", "starts_on", "on_expiry"),
-    ("state", "states", "pausable", "source", "extension_cap", "reminder_at"),
+    ("state", "states", "pausable", "source", "extension_cap", "reminder_at", "cancelled_by"),
 )
 _SOURCE_FIELDS = (("citation", "verified"), ("note",))
 
@@ -235,6 +255,7 @@ def _parse_transitions(problems: Problems, raw: object) -> list[Transition]:
         approver_roles = _names(problems, element, data, "approver_roles")
         effects = _names(problems, element, data, "effects")
         outcomes = _names(problems, element, data, "outcomes")
+        documents = _names(problems, element, data, "documents")
         for outcome in outcomes:
             if outcome not in OUTCOMES:
                 problems.add(element, f"unknown outcome {outcome!r}")
@@ -267,6 +288,7 @@ def _parse_transitions(problems: Problems, raw: object) -> list[Transition]:
                 resumes_clock=flags["resumes_clock"],
                 extends_clock=flags["extends_clock"],
                 outcomes=outcomes,
+                documents=documents,
             )
             for source in sources
         )
@@ -317,6 +339,7 @@ def _parse_timers(problems: Problems, raw: object) -> tuple[list[Timer], set[str
                 "never decide the case",
             )
         pausable = _flag(problems, element, data, "pausable")
+        cancelled_by = _names(problems, element, data, "cancelled_by")
 
         source: LegalSource | None = None
         if "source" not in data:
@@ -364,6 +387,7 @@ def _parse_timers(problems: Problems, raw: object) -> tuple[list[Timer], set[str
                 source=source,
                 extension_cap=cap if isinstance(cap, int) else None,
                 reminder_at=float(reminder_at),
+                cancelled_by=cancelled_by,
             )
             for state in states
         )
@@ -403,6 +427,13 @@ def _guard_value(problems: Problems, name: str, value: object) -> GuardValue | N
         return _severity_months(problems, element, value, minimum=0)
     if name == "max_publication_months_by_severity":
         return _severity_months(problems, element, value, minimum=1)
+    if name == "penalty_min_publication_months_by_severity":
+        return _severity_months(problems, element, value, minimum=0)
+    if name == "no_new_record_of_same_type":
+        if not isinstance(value, bool):
+            problems.add(element, "value must be true or false")
+            return None
+        return value
     if name == "wait_for_timer":
         if (
             not isinstance(value, dict)
@@ -422,6 +453,11 @@ _GUARDS: Final = frozenset(
         "serious_list_blocks_repair",
         # Months a record must have been published before repair, per severity tier.
         "min_publication_months_by_severity",
+        # The same for administrative-penalty information, where it follows other rules than
+        # the rest of the adverse information (Zhejiang: the national tiers).
+        "penalty_min_publication_months_by_severity",
+        # No adverse record of the same category published since the one to repair.
+        "no_new_record_of_same_type",
         # Months after which publication ends by itself, per severity tier.
         "max_publication_months_by_severity",
         # How many times a closed case may be reopened by review.
@@ -456,6 +492,65 @@ def _parse_guards(
     return guards, sources
 
 
+def _labelled(
+    problems: Problems,
+    what: str,
+    raw: object,
+    spec: tuple[tuple[str, ...], tuple[str, ...]],
+) -> dict[str, tuple[str, str, LegalSource | None]]:
+    """A mapping of name -> {zh, en, source?}: the bodies and the documents of a definition."""
+    found: dict[str, tuple[str, str, LegalSource | None]] = {}
+    if raw is None:
+        return found
+    if not isinstance(raw, dict):
+        problems.add(what, "must be a mapping of name to {zh, en, source}")
+        return found
+    for name, body in raw.items():
+        element = f"{what[:-1]} {name!r}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            problems.add(element, "name must match [a-z][a-z0-9_]*")
+            continue
+        data = _fields(problems, element, body, spec)
+        if data is None:
+            continue
+        label_zh = _text(problems, element, data, "zh")
+        label_en = _text(problems, element, data, "en")
+        source = _source(problems, element, data["source"]) if "source" in data else None
+        if label_zh and label_en and ("source" not in data or source is not None):
+            found[name] = (label_zh, label_en, source)
+    return found
+
+
+def _parse_extras(
+    problems: Problems, top: Mapping[str, object]
+) -> tuple[dict[str, Body], dict[str, Document], Appeal | None]:
+    bodies = {
+        role: Body(role, zh, en, source)
+        for role, (zh, en, source) in _labelled(
+            problems, "bodies", top.get("bodies"), _BODY_FIELDS
+        ).items()
+    }
+    for role in bodies:
+        if role not in STAFF_ROLES:
+            problems.add(f"body {role!r}", "is not a staff role")
+    documents = {
+        key: Document(key, zh, en, source)
+        for key, (zh, en, source) in _labelled(
+            problems, "documents", top.get("documents"), _DOCUMENT_FIELDS
+        ).items()
+        if source is not None
+    }
+    appeal = None
+    if "appeal" in top:
+        data = _fields(problems, "appeal", top["appeal"], _APPEAL_FIELDS) or {}
+        text_zh = _text(problems, "appeal", data, "zh")
+        text_en = _text(problems, "appeal", data, "en")
+        source = _source(problems, "appeal", data["source"]) if "source" in data else None
+        if text_zh and text_en and source:
+            appeal = Appeal(text_zh, text_en, source)
+    return bodies, documents, appeal
+
+
 def validate(data: object, *, origin: str = "<string>") -> Definition:
     """Check a definition given as plain data (parsed YAML or JSON from a stored version) and
     build it; raise DefinitionError listing every problem."""
@@ -472,7 +567,8 @@ def validate(data: object, *, origin: str = "<string>") -> Definition:
         problems.add("jurisdiction", f"{jurisdiction!r} must match [a-z][a-z0-9_]*")
     case_kind = _text(problems, "case_kind", top, "case_kind")
     if case_kind is not None and case_kind not in CASE_KINDS:
-        problems.add("case_kind", f"unknown case kind {case_kind!r} (objection, repair, review)")
+        kinds = ", ".join(sorted(CASE_KINDS))
+        problems.add("case_kind", f"unknown case kind {case_kind!r} ({kinds})")
     title_zh = _text(problems, "title_zh", top, "title_zh")
     title_en = _text(problems, "title_en", top, "title_en")
     initial = _text(problems, "initial", top, "initial")
@@ -498,6 +594,15 @@ def validate(data: object, *, origin: str = "<string>") -> Definition:
             if source is not None:
                 legal_basis.append(source)
     reopen = _names(problems, "reopen_by_review", top, "reopen_by_review")
+    supersedes = _text(problems, "supersedes", top, "supersedes")
+    if supersedes is not None and (not _KEY.match(supersedes) or supersedes == key):
+        problems.add("supersedes", f"{supersedes!r} must be the key of another definition")
+    if supersedes is not None and effective_from is None:
+        problems.add("supersedes", "a definition that replaces another needs effective_from")
+    responsible = _text(problems, "responsible", top, "responsible") or "credit_centre"
+    if responsible not in RESPONSIBLE:
+        problems.add("responsible", f"must be one of {', '.join(sorted(RESPONSIBLE))}")
+    bodies, documents, appeal = _parse_extras(problems, top)
 
     states = _parse_states(problems, top.get("states"))
     transitions = _parse_transitions(problems, top.get("transitions"))
@@ -507,6 +612,7 @@ def validate(data: object, *, origin: str = "<string>") -> Definition:
     sound = _check_graph(problems, initial, states, transitions, reopen)
     _check_timers(problems, initial, states, sound, timers, timed_states)
     _check_wait_guard(problems, guards, transitions, timers)
+    _check_bodies(problems, sound, bodies, documents, declared="bodies" in top)
 
     if (
         problems.items
@@ -534,6 +640,11 @@ def validate(data: object, *, origin: str = "<string>") -> Definition:
         reopen_by_review=reopen,
         legal_basis=tuple(legal_basis),
         effective_from=effective_from,
+        supersedes=supersedes,
+        responsible=responsible,
+        bodies=MappingProxyType(bodies),
+        documents=MappingProxyType(documents),
+        appeal=appeal,
     )
 
 
@@ -573,9 +684,35 @@ def load_builtin_sources(directory: Path = WORKFLOWS_DIR) -> dict[str, tuple[Def
             problems.append(f"{path.name}: key: {definition.key!r} does not match the file name")
         else:
             loaded[definition.key] = (definition, text)
+    problems.extend(_builtin_problems({key: d for key, (d, _) in loaded.items()}))
     if problems:
         raise DefinitionError(problems)
     return loaded
+
+
+def _builtin_problems(definitions: Mapping[str, Definition]) -> list[str]:
+    """What only the built-in set as a whole can get wrong: each file names the body that takes
+    each step, and a definition supersedes an earlier one of its own kind and jurisdiction."""
+    problems = []
+    for key, definition in definitions.items():
+        origin = f"{key}.yaml"
+        if not definition.bodies:
+            problems.append(f"{origin}: bodies: a built-in workflow names the body of each role")
+        earlier = definition.supersedes
+        if earlier is None:
+            continue
+        before = definitions.get(earlier)
+        if before is None:
+            problems.append(f"{origin}: supersedes: no built-in workflow {earlier!r}")
+        elif (before.case_kind, before.jurisdiction) != (
+            definition.case_kind,
+            definition.jurisdiction,
+        ) or not (before.effective_from or "") < (definition.effective_from or ""):
+            problems.append(
+                f"{origin}: supersedes: {earlier!r} must be an earlier definition of the same "
+                "kind and jurisdiction"
+            )
+    return problems
 
 
 def load_builtin(directory: Path = WORKFLOWS_DIR) -> dict[str, Definition]:

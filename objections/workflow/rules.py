@@ -14,7 +14,10 @@ from objections.workflow.model import (
     NON_APPROVER_ROLES,
     REQUIRED_FIELDS,
     ROLES,
+    STAFF_ROLES,
     START_EVENTS,
+    Body,
+    Document,
     GuardValue,
     State,
     Timer,
@@ -190,6 +193,9 @@ def _check_timers(
         elif state.untimed:
             problems.add(element, f"state {timer.state!r} is marked untimed")
 
+        for name in timer.cancelled_by:
+            if name not in transition_names:
+                problems.add(element, f"cancelled_by names no transition {name!r}")
         if timer.starts_on not in START_EVENTS:
             if timer.starts_on not in transition_names:
                 problems.add(
@@ -273,3 +279,30 @@ def _check_wait_guard(
                     f"no timer {timer_name!r} runs in {source!r}, "
                     f"the source of {transition_name!r}",
                 )
+
+
+def _check_bodies(
+    problems: Problems,
+    transitions: Iterable[Transition],
+    bodies: Mapping[str, Body],
+    documents: Mapping[str, Document],
+    *,
+    declared: bool,
+) -> None:
+    """Where a definition names its bodies, every staff role that takes or approves a step is
+    one of them: the file says which body takes each step. Every document a step needs is
+    declared with its source."""
+    used: set[str] = set()
+    for t in transitions:
+        used |= (t.roles | t.approver_roles) & STAFF_ROLES
+        element = f"transition {t.name!r} from {t.source!r}"
+        for key in t.documents:
+            if key not in documents:
+                problems.add(element, f"unknown document {key!r}")
+        if t.documents and "system" in t.roles:
+            problems.add(element, "a step that needs documents is taken by a person, not system")
+    if declared:
+        for role in sorted(used - set(bodies)):
+            problems.add("bodies", f"role {role!r} takes a step but no body is named for it")
+        for role in sorted(set(bodies) - used):
+            problems.add("bodies", f"role {role!r} is named but takes no step")

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from objections.models import Case, Clock, PendingApproval
 from objections.services import workflow_definitions_sync
 from records import demo
-from records.models import Agency, CreditRecord, CreditRecordVersion, Subject
+from records.models import Agency, CatalogueEntry, CreditRecord, CreditRecordVersion, Subject
 from records.services import subject_access_grant
 from tests.factories import SubjectFactory, UserFactory, registry_record
 
@@ -31,10 +31,13 @@ class World:
     zj_caseworker: User  # Zhejiang credit centre
     zj_supervisor: User  # Zhejiang credit centre
     zj_agency_caseworker: User  # Zhejiang market regulator
+    zj_drc_caseworker: User  # Zhejiang development and reform commission
+    zj_drc_supervisor: User  # its responsible person: approves Zhejiang extensions
     sh_record: CreditRecord  # Shanghai market regulator, general penalty, about `subject`
     zj_record: CreditRecord  # Zhejiang market regulator, general penalty, about `subject`
     hb_record: CreditRecord  # Hubei market regulator, about `subject`
     cn_record: CreditRecord  # national market regulator, about `subject`
+    cn_credit_record: CreditRecord  # PBoC credit reference centre: credit reporting, `subject`
     other_record: CreditRecord  # Shanghai market regulator, about `other_subject`
 
     def agency(self, code: str) -> Agency:
@@ -73,10 +76,20 @@ def world(db: None) -> World:
         zj_caseworker=staff("zj-cw", "caseworker", "zhejiang-credit-centre"),
         zj_supervisor=staff("zj-sup", "supervisor", "zhejiang-credit-centre"),
         zj_agency_caseworker=staff("zj-market-cw", "caseworker", "zhejiang-market"),
+        zj_drc_caseworker=staff("zj-drc-cw", "caseworker", "zhejiang-drc"),
+        zj_drc_supervisor=staff("zj-drc-sup", "supervisor", "zhejiang-drc"),
         sh_record=registry_record("shanghai-market", subject, "SH-1"),
         zj_record=registry_record("zhejiang-market", subject, "ZJ-1"),
         hb_record=registry_record("hubei-market", subject, "HB-1"),
         cn_record=registry_record("national-market", subject, "CN-1"),
+        cn_credit_record=registry_record(
+            "national-credit-service",
+            subject,
+            "CN-CR-1",
+            category=CatalogueEntry.objects.get(
+                jurisdiction__code="national", code="credit-loan-overdue"
+            ),
+        ),
         other_record=registry_record("shanghai-market", other_subject, "SH-2"),
     )
 

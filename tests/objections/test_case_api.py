@@ -158,6 +158,8 @@ def test_citizen_files_an_objection_to_their_own_record(
         "dispute_statement": None,
         "import_conflicts": [],
         "workflow": None,
+        "documents": [],
+        "appeal": None,
         "available_transitions": [],
         "clocks": [],
         "pending_approval": None,
@@ -471,8 +473,8 @@ def test_case_list_issues_the_same_queries_for_one_case_and_for_five(
     with django_assert_num_queries(len(one)):
         assert len(api(caseworker).get(CASES).json()["results"]) == 5
 
-    # the caseworker's groups, then the scoped list with its joins
-    assert len(one) == 2
+    # the caseworker's groups, their agency's kind and jurisdiction, then the scoped list
+    assert len(one) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +499,13 @@ def test_citizen_reads_a_routed_shanghai_objection(world: World):
         "parameters_verified": True,
     }
     assert body["available_transitions"] == [
-        {"name": "withdraw", "to": "withdrawn", "requires": [], "second_person": False}
+        {
+            "name": "withdraw",
+            "to": "withdrawn",
+            "requires": [],
+            "documents": [],
+            "second_person": False,
+        }
     ]
     assert body["pending_approval"] is None
 
@@ -538,8 +546,20 @@ def test_shanghai_caseworker_may_take_what_the_definition_allows_from_marked(wor
 
     # shanghai-objection.yaml, from `marked` for `caseworker`: start_review and forward
     assert body["available_transitions"] == [
-        {"name": "start_review", "to": "under_review", "requires": [], "second_person": False},
-        {"name": "forward", "to": "provider_review", "requires": [], "second_person": False},
+        {
+            "name": "start_review",
+            "to": "under_review",
+            "requires": [],
+            "documents": [],
+            "second_person": False,
+        },
+        {
+            "name": "forward",
+            "to": "provider_review",
+            "requires": [],
+            "documents": [],
+            "second_person": False,
+        },
     ]
 
 
@@ -812,6 +832,7 @@ def test_routing_accepts_a_zhejiang_objection_and_marks_the_record(world: World,
         "name": "extend",
         "to": "under_review",
         "requires": ["extension_reason"],
+        "documents": [],
         "second_person": True,
     }
     assert [(c["timer"], c["status"], c["amount"]) for c in body["clocks"]] == [
@@ -860,12 +881,31 @@ def test_the_requester_may_not_approve_their_own_extension(world: World, zj_case
     assert case_snapshot(zj_case) == before
 
 
-def test_the_supervisor_approves_the_extension_and_the_deadline_moves(world: World, zj_case: Case):
+def test_the_credit_centres_supervisor_may_not_approve_a_zhejiang_extension(
+    world: World, zj_case: Case
+):
+    """Regulations Art 31 ¶1: the DRC's responsible person approves, not the centre's."""
+    approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
+    before = case_snapshot(zj_case)
+
+    response = api(world.zj_supervisor).post(
+        approvals_url(zj_case, approval_id), {"approve": True}, format="json"
+    )
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Your role on this case may not approve this step.",
+        "code": "role_not_allowed",
+    }
+    assert case_snapshot(zj_case) == before
+
+
+def test_the_drc_head_approves_the_extension_and_the_deadline_moves(world: World, zj_case: Case):
     approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
     due_on = handling_clock(zj_case).due_on
     expected = add(working_calendar(), start=due_on, amount=5, unit="working").due
 
-    response = api(world.zj_supervisor).post(
+    response = api(world.zj_drc_supervisor).post(
         approvals_url(zj_case, approval_id), {"approve": True}, format="json"
     )
 
@@ -882,19 +922,19 @@ def test_the_supervisor_approves_the_extension_and_the_deadline_moves(world: Wor
     assert "extended by 5 working days: Complex case" in clock["trace"]
     assert body["next_due_on"] == expected.isoformat()
     approval = PendingApproval.objects.get(pk=approval_id)
-    assert (approval.approved, approval.decided_by) == (True, world.zj_supervisor)
+    assert (approval.approved, approval.decided_by) == (True, world.zj_drc_supervisor)
     event = AuditEvent.objects.filter(case_reference=zj_case.reference).last()
     assert (event.action, event.actor_id, event.payload["approved_by"]) == (
         "case.transitioned",
         world.zj_caseworker.pk,
-        world.zj_supervisor.pk,
+        world.zj_drc_supervisor.pk,
     )
 
 
 def test_an_extension_beyond_20_working_days_in_all_is_refused(world: World, zj_case: Case):
-    supervisor = api(world.zj_supervisor)
+    drc_head = api(world.zj_drc_supervisor)
     first = request_extension(world, zj_case, 15).json()["pending_approval"]["id"]
-    approved = supervisor.post(approvals_url(zj_case, first), {"approve": True}, format="json")
+    approved = drc_head.post(approvals_url(zj_case, first), {"approve": True}, format="json")
     assert approved.status_code == 200
     before = case_snapshot(zj_case)
 
@@ -926,11 +966,11 @@ def test_an_extension_request_that_can_never_be_approved_is_refused_at_once(
     assert case_snapshot(zj_case) == before
 
 
-def test_the_supervisor_rejects_the_extension_and_the_deadline_stays(world: World, zj_case: Case):
+def test_the_drc_head_rejects_the_extension_and_the_deadline_stays(world: World, zj_case: Case):
     approval_id = request_extension(world, zj_case, 5).json()["pending_approval"]["id"]
     clock = handling_clock(zj_case)
 
-    response = api(world.zj_supervisor).post(
+    response = api(world.zj_drc_supervisor).post(
         approvals_url(zj_case, approval_id),
         {"approve": False, "reasons": "Not complex."},
         format="json",
@@ -944,11 +984,11 @@ def test_the_supervisor_rejects_the_extension_and_the_deadline_stays(world: Worl
         0,
     )
     approval = PendingApproval.objects.get(pk=approval_id)
-    assert (approval.approved, approval.decided_by) == (False, world.zj_supervisor)
+    assert (approval.approved, approval.decided_by) == (False, world.zj_drc_supervisor)
     event = AuditEvent.objects.filter(case_reference=zj_case.reference).last()
     assert (event.action, event.actor_id, event.payload) == (
         "case.approval_rejected",
-        world.zj_supervisor.pk,
+        world.zj_drc_supervisor.pk,
         {"transition": "extend", "approval": approval_id, "reasons_given": True},
     )
 
@@ -958,7 +998,7 @@ def test_an_approval_of_another_case_is_404_under_this_case(world: World, zj_cas
     other = file_case(world.citizen, zhejiang_record(world, "ZJ-OTHER"))
     before = case_snapshot(zj_case)
 
-    response = api(world.zj_supervisor).post(
+    response = api(world.zj_drc_supervisor).post(
         approvals_url(other, approval_id), {"approve": True}, format="json"
     )
 
@@ -992,7 +1032,7 @@ def committed_zj_extension_request() -> tuple[Case, int, User]:
     subject_access_grant(subject=subject, user=citizen, actor=None)
     centre = Agency.objects.get(code="zhejiang-credit-centre")
     caseworker = UserFactory(role="caseworker", agency=centre)
-    supervisor = UserFactory(role="supervisor", agency=centre)
+    supervisor = UserFactory(role="supervisor", agency=Agency.objects.get(code="zhejiang-drc"))
     record = CreditRecordFactory(
         agency=Agency.objects.get(code="zhejiang-market"),
         subject=subject,

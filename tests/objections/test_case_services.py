@@ -397,7 +397,9 @@ def test_extension_needs_a_second_person_and_respects_the_cap(world):
     with pytest.raises(RoleNotAllowed, match="cannot approve it"):
         case_approval_decide(approval_id=approval.pk, actor=world.zj_caseworker, approve=True)
 
-    case_approval_decide(approval_id=approval.pk, actor=world.zj_supervisor, approve=True)
+    with pytest.raises(RoleNotAllowed, match="may not approve"):
+        case_approval_decide(approval_id=approval.pk, actor=world.zj_supervisor, approve=True)
+    case_approval_decide(approval_id=approval.pk, actor=world.zj_drc_supervisor, approve=True)
 
     clock.refresh_from_db()
     calendar = WorkingCalendar()
@@ -409,7 +411,7 @@ def test_extension_needs_a_second_person_and_respects_the_cap(world):
     event = events(case, "case.transitioned")[-1]
     assert (event.actor_id, event.payload["approved_by"]) == (
         world.zj_caseworker.pk,
-        world.zj_supervisor.pk,
+        world.zj_drc_supervisor.pk,
     )
     too_long = TransitionInput(extension_reason="仍需核查", extension_days=6)
     with pytest.raises(ExtensionRefused, match="at most 20"):
@@ -531,7 +533,7 @@ def test_hubei_cases_run_on_unverified_parameters(world):
 
 def test_a_guard_hubei_does_not_declare_is_not_enforced_and_the_filing_says_so(world):
     # Hubei's repair rules could not be read: nothing says a serious-dishonesty listing blocks
-    # repair there, so it does not, and the filing records the guard it did not apply.
+    # repair there, so it does not, and the filing records the guards it did not apply.
     world.subject.on_serious_dishonesty_list = True
     world.subject.save()
     record = world.hb_record
@@ -548,4 +550,7 @@ def test_a_guard_hubei_does_not_declare_is_not_enforced_and_the_filing_says_so(w
     )
 
     filed = AuditEvent.objects.get(case_reference=case.reference, action="case.filed")
-    assert filed.payload["guards_not_enforced"] == ["serious_list_blocks_repair"]
+    assert filed.payload["guards_not_enforced"] == [
+        "serious_list_blocks_repair",
+        "no_new_record_of_same_type",
+    ]

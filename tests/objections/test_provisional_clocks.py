@@ -163,9 +163,9 @@ def test_a_pboc_complaint_requested_on_3_december_starts_its_clock_instead_of_fa
 ) -> None:
     # given a closed PBoC objection (the information was found correct), on 3 December 2026
     time_machine.move_to(at(date(2026, 12, 3)), tick=False)
-    centre = Agency.objects.get(code="national-credit-centre")
-    caseworker = UserFactory(username="cn-cw", role="caseworker", agency=centre)
-    case = file_objection(world, world.cn_record)
+    reporting_agency = Agency.objects.get(code="national-credit-service")
+    caseworker = UserFactory(username="cn-cw", role="caseworker", agency=reporting_agency)
+    case = file_objection(world, world.cn_credit_record)
     for step, data in (
         ("refuse", TransitionInput(reasons="信息准确")),
         ("notify_refusal", TransitionInput()),

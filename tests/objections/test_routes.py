@@ -40,8 +40,15 @@ def test_the_first_case_of_a_jurisdiction_seeds_its_routes_and_prefix(world):
     case = case_route(case_id=file_objection(world).pk)
 
     assert sorted(
-        WorkflowRoute.objects.filter(jurisdiction=shanghai).values_list("kind", "workflow_key")
-    ) == [("objection", "shanghai-objection"), ("repair", "national-repair")]
+        WorkflowRoute.objects.filter(jurisdiction=shanghai).values_list(
+            "kind", "holder_kind", "workflow_key"
+        )
+    ) == [
+        ("deletion", "", "shanghai-revocation-deletion"),
+        ("objection", "", "shanghai-objection"),
+        ("objection", "credit_service", "shanghai-credit-service-objection"),
+        ("repair", "", "shanghai-repair"),
+    ]
     assert CaseReferencePrefix.objects.get(jurisdiction=shanghai).prefix == "SH"
     assert case.reference.startswith("SH-2026-")
     assert case.workflow.key == "shanghai-objection"
@@ -89,7 +96,7 @@ def test_a_route_to_a_workflow_of_another_kind_or_jurisdiction_is_refused(world,
         )
 
     assert refused.value.message == reason
-    route = WorkflowRoute.objects.get(jurisdiction=shanghai, kind="objection")
+    route = WorkflowRoute.objects.get(jurisdiction=shanghai, kind="objection", holder_kind="")
     assert route.workflow_key == "shanghai-objection"
     assert AuditEvent.objects.count() == events
 

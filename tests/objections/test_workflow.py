@@ -704,6 +704,7 @@ def test_rule_guards_are_typed_and_sourced() -> None:
         "test.yaml: guard 'max_reviews': missing field 'source'",
         "test.yaml: guard 'deemed_approval': unknown guard (known: "
         "max_publication_months_by_severity, max_reviews, min_publication_months_by_severity, "
+        "no_new_record_of_same_type, penalty_min_publication_months_by_severity, "
         "serious_list_blocks_repair, wait_for_timer)",
         "test.yaml: guard 'wait_for_timer': no timer 'notice_period' runs in 'under_review', "
         "the source of 'decide'",
@@ -723,7 +724,8 @@ def test_rule_names_and_kinds() -> None:
         in (problems)
     )
     assert (
-        "test.yaml: case_kind: unknown case kind 'appeal' (objection, repair, review)" in problems
+        "test.yaml: case_kind: unknown case kind 'appeal' (deletion, objection, repair, review)"
+        in problems
     )
     assert "test.yaml: state 'Under Review': name must match [a-z][a-z0-9_]*" in problems
 
@@ -934,11 +936,17 @@ def test_definitions_are_frozen() -> None:
 
 def test_all_built_in_definitions_load() -> None:
     assert BUILTIN_KEYS == [
+        "credit-china-objection",
         "hubei-objection",
         "hubei-repair",
+        "national-list-removal",
         "national-repair",
+        "national-repair-2023",
         "pboc-objection",
+        "shanghai-credit-service-objection",
         "shanghai-objection",
+        "shanghai-repair",
+        "shanghai-revocation-deletion",
         "zhejiang-objection",
         "zhejiang-repair",
     ]
@@ -975,7 +983,8 @@ def test_citizens_withdraw_supply_material_and_request_review_only(key: str) -> 
     citizen_steps = {t.name for t in BUILTIN[key].transitions if "citizen" in t.roles}
 
     assert citizen_steps <= {"withdraw", "supply_material", "request_review", "withdraw_review"}
-    assert "withdraw" in citizen_steps
+    # A deletion after revocation is started by the providing unit, not by the subject.
+    assert ("withdraw" in citizen_steps) == (BUILTIN[key].case_kind != "deletion")
 
 
 @pytest.mark.parametrize("key", ["hubei-objection", "hubei-repair"])
@@ -1023,17 +1032,20 @@ def test_zhejiang_objection_numbers_and_review() -> None:
     assert zhejiang.reopen_by_review == ("request_review",)
     review = zhejiang.step(state="closed", transition="request_review", role="citizen")
     assert review.target == "drc_review"
-    assert {t.name for t in zhejiang.available(state="drc_review", role="supervisor")} == {
-        "extend",
-        "uphold",
-        "revise_correction",
-        "revise_deletion",
-        "revise_end_publication",
-    }
+    # Art 30 ¶2: the provincial DRC reviews; Art 31: its responsible person approves extensions.
+    for role in ("drc_caseworker", "drc_supervisor"):
+        assert {t.name for t in zhejiang.available(state="drc_review", role=role)} == {
+            "extend",
+            "uphold",
+            "revise_correction",
+            "revise_deletion",
+            "revise_end_publication",
+        }
+    assert zhejiang.available(state="drc_review", role="supervisor") == ()
     extend = zhejiang.step(state="under_review", transition="extend", role="caseworker")
     assert extend.extends_clock is True
     assert extend.second_person is True
-    assert extend.approver_roles == frozenset({"supervisor"})
+    assert extend.approver_roles == frozenset({"drc_supervisor"})
 
 
 def test_zhejiang_repair_numbers_pause_and_guards() -> None:
@@ -1088,6 +1100,7 @@ def test_pboc_numbers() -> None:
     assert timer_numbers(pboc) == {
         "objection_deadline": (20, "calendar", None),
         "complaint_deadline": (30, "calendar", None),
+        "ordered_correction_reminder": (5, "working", None),
     }
     assert {t.state for t in pboc.timers if t.name == "objection_deadline"} == {
         "received",
@@ -1097,8 +1110,27 @@ def test_pboc_numbers() -> None:
         "decided_unresolved",
         "executing",
     }
-    assert all(t.source.verified for t in pboc.timers)
+    assert all(t.source.verified == (t.on_expiry == "escalate") for t in pboc.timers), (
+        "the statutory periods escalate, the reminder with no period in the text only reminds"
+    )
     assert pboc.reopen_by_review == ("request_review",)
+    # Art 26: the PBoC branch decides the complaint and orders the institution to correct.
+    for role in ("pboc_branch_caseworker", "pboc_branch_supervisor"):
+        assert {t.name for t in pboc.available(state="complaint_review", role=role)} == {
+            "grant_complaint",
+            "dismiss_complaint",
+        }
+    grant = pboc.step(
+        state="complaint_review", transition="grant_complaint", role="pboc_branch_caseworker"
+    )
+    assert "apply_correction" not in grant.effects
+    assert pboc.responsible == "record_agency"
+    execute = pboc.step(
+        state="correction_ordered", transition="execute_ordered_correction", role="caseworker"
+    )
+    assert "apply_correction" in execute.effects
+    assert "system" not in execute.roles
+    assert pboc.available(state="complaint_review", role="supervisor") == ()
 
 
 def test_rule_a_chosen_outcome_needs_outcomes_to_choose_from() -> None:

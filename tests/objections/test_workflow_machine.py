@@ -140,6 +140,14 @@ TestHubeiObjectionMachine = machine_for("hubei-objection").TestCase
 TestHubeiRepairMachine = machine_for("hubei-repair").TestCase
 TestNationalRepairMachine = machine_for("national-repair").TestCase
 TestPbocObjectionMachine = machine_for("pboc-objection").TestCase
+TestCreditChinaObjectionMachine = machine_for("credit-china-objection").TestCase
+TestNationalRepair2023Machine = machine_for("national-repair-2023").TestCase
+TestNationalListRemovalMachine = machine_for("national-list-removal").TestCase
+TestShanghaiCreditServiceObjectionMachine = machine_for(
+    "shanghai-credit-service-objection"
+).TestCase
+TestShanghaiRepairMachine = machine_for("shanghai-repair").TestCase
+TestShanghaiRevocationDeletionMachine = machine_for("shanghai-revocation-deletion").TestCase
 
 
 def test_every_built_in_definition_has_a_machine() -> None:
@@ -151,6 +159,12 @@ def test_every_built_in_definition_has_a_machine() -> None:
         "hubei-repair",
         "national-repair",
         "pboc-objection",
+        "credit-china-objection",
+        "national-repair-2023",
+        "national-list-removal",
+        "shanghai-credit-service-objection",
+        "shanghai-repair",
+        "shanghai-revocation-deletion",
     }
 
     assert covered == set(BUILTIN)

@@ -29,6 +29,25 @@ DEMO_USERS = [
     ("admin", roles.ADMINISTRATOR, "admin-demo-2026", "shanghai-credit-centre"),
     ("agency-system", roles.AGENCY_SYSTEM, "agency-demo-2026", "shanghai-market"),
 ]
+# Staff for every body of every built-in workflow, so that each can be walked end to end:
+# per jurisdiction, the credit centre's caseworker and supervisor, the market regulator's
+# caseworker and head, the DRC's and the PBoC branch's caseworker and supervisor, and the
+# credit service agencies' caseworker and supervisor. Usernames are <jurisdiction>-<body>-<role>,
+# passwords <username>-2026 (the Shanghai centre and market regulator have the users above too).
+_BODIES = [
+    # body in the username, agency code suffix, jurisdictions
+    ("centre", "credit-centre", ("shanghai", "zhejiang", "hubei", "national")),
+    ("market", "market", ("shanghai", "zhejiang", "hubei", "national")),
+    ("drc", "drc", ("shanghai", "zhejiang", "hubei", "national")),
+    ("pboc", "pboc", ("shanghai", "zhejiang", "hubei", "national")),
+    ("credit-service", "credit-service", ("shanghai", "national")),
+]
+DEMO_STAFF = [
+    (f"{place}-{body}-{role}", role, f"{place}-{body}-{role}-2026", f"{place}-{suffix}")
+    for body, suffix, places in _BODIES
+    for place in places
+    for role in (roles.CASEWORKER, roles.SUPERVISOR)
+]
 DEMO_SEED = 20261126
 
 
@@ -54,9 +73,11 @@ class Command(BaseCommand):
             subjects[0],
             next(s for s in subjects if s.kind == "organisation"),
         )
-        agencies = Agency.objects.filter(kind=Agency.Kind.PROVIDING_UNIT).select_related(
-            "jurisdiction"
-        )
+        # Providing units first, so that adding credit service agencies left their data as it was.
+        agencies = [
+            *Agency.objects.filter(kind=Agency.Kind.PROVIDING_UNIT).select_related("jurisdiction"),
+            *Agency.objects.filter(kind=Agency.Kind.CREDIT_SERVICE).select_related("jurisdiction"),
+        ]
         with tempfile.TemporaryDirectory() as folder:
             for offset, agency in enumerate(agencies):
                 if CreditRecord.objects.filter(agency=agency).exists():
@@ -94,6 +115,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Demo logins (user / password):"))
         for username, role, password, _agency in DEMO_USERS:
             self.stdout.write(f"  {role:<14} {username:<14} {password}")
+        self.stdout.write(
+            f"  and {len(DEMO_STAFF)} staff of every body, e.g. zhejiang-drc-supervisor / "
+            "zhejiang-drc-supervisor-2026 (README: 'Demo staff')"
+        )
 
     def _demo_case(self, citizen: User) -> None:
         """One open Shanghai objection of the demo citizen, routed now, so that the demo shows
@@ -125,7 +150,7 @@ class Command(BaseCommand):
 
     def _users(self) -> dict[str, User]:
         users = {}
-        for username, role, password, agency_code in DEMO_USERS:
+        for username, role, password, agency_code in [*DEMO_USERS, *DEMO_STAFF]:
             user = User.objects.filter(username=username).first()
             if user is None:
                 user = User(username=username)
