@@ -303,6 +303,20 @@ def test_a_document_the_procedure_does_not_ask_for_or_without_reference_is_refus
     assert case_snapshot(case) == before
 
 
+def test_a_shanghai_penalty_is_repaired_through_credit_china(
+    world: World, time_machine: TimeMachineFixture
+):
+    on(time_machine, date(2026, 6, 1))
+
+    case = national_repair(world, world.sh_record)
+
+    # under the national measures, worked by the municipal centre as Credit China's local window
+    assert (case.workflow.key, case.responsible_agency.code) == (
+        "national-repair",
+        "shanghai-credit-centre",
+    )
+
+
 # --- Zhejiang repair: the national tiers for penalties, and no newer record of the same type ----
 
 
@@ -422,10 +436,14 @@ def test_a_credit_service_agencys_objection_is_marked_in_one_day_and_decided_in_
 def test_a_shanghai_repair_certificate_removes_the_record_within_three_working_days(
     world: World, time_machine: TimeMachineFixture
 ):
+    """Art 38, for information other than penalties (unpaid taxes)."""
     on(time_machine, date(2026, 9, 29))
+    unpaid = registry_record(
+        "shanghai-market", world.subject, "SH-TAX-1", category=category("tax-arrears")
+    )
     case = file_case(
         world.citizen,
-        world.sh_record,
+        unpaid,
         kind="repair",
         grounds="obligation_fulfilled",
         requested_remedy="end_publication",

@@ -47,6 +47,7 @@ def test_the_first_case_of_a_jurisdiction_seeds_its_routes_and_prefix(world):
         ("deletion", "", "shanghai-revocation-deletion"),
         ("objection", "", "shanghai-objection"),
         ("objection", "credit_service", "shanghai-credit-service-objection"),
+        ("repair", "", "national-repair"),
         ("repair", "", "shanghai-repair"),
     ]
     assert CaseReferencePrefix.objects.get(jurisdiction=shanghai).prefix == "SH"

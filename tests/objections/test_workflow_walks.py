@@ -392,9 +392,10 @@ WALKS: dict[str, Walk] = {
         record=record_after("corrected", title=NEW_TITLE),
     ),
     "shanghai-objection": centre_then_provider("shanghai"),
+    # Art 38, for information other than penalties (those are repaired through Credit China).
     "shanghai-repair": Walk(
         filed_at=WALK_START,
-        filing=repair("shanghai-market", "end_publication"),
+        filing=repair("shanghai-market", "end_publication", category="tax-arrears"),
         responsible="shanghai-credit-centre",
         routed="received",
         routed_events=(),
