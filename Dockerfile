@@ -8,6 +8,7 @@ RUN pip install --no-cache-dir --require-hashes -r requirements/base.lock \
 COPY . .
 RUN SECRET_KEY=build SCS_IDENTIFIER_ENCRYPTION_KEY=ZGV2ZWxvcG1lbnQtb25seS1lbmNyeXB0aW9uLWtleSE= \
     SCS_IDENTIFIER_HASH_KEY=ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC1rZXk= \
+    SCS_AUDIT_SIGNING_KEY=ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zaWduaW5nISE= \
     python manage.py collectstatic --noinput
 USER scs
 EXPOSE 8000

@@ -68,3 +68,23 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head at event {self.sequence}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed tree head over the first `tree_size` events (audit.checkpoints): the Merkle root
+    of their chain hashes, the chain hash of the last of them, and an Ed25519 signature over
+    `statement`. Each is also written outside the database (a file, the auditors' mailbox), so
+    that an auditor holds heads the database cannot take back. Append-only, as the events are."""
+
+    created_at = models.DateTimeField()
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    last_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["tree_size", "id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at event {self.tree_size}"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
+from audit.merkle import TreeBuilder
 from audit.models import GENESIS_HASH, AuditChainHead
+
+if TYPE_CHECKING:
+    from audit.checkpoints import SignedHead
 
 _CHUNK = 20_000
 _CHAIN_COLUMNS = "sequence, previous_hash, hash, canonical"
@@ -32,6 +36,8 @@ class VerifyResult:
     last_sequence: int
     last_hash: str
     broken: ChainBreak | None
+    # The Merkle root (hex) over the chain hashes of the events checked, when asked for.
+    root_hash: str = ""
 
     @property
     def intact(self) -> bool:
@@ -71,61 +77,73 @@ def _columns_match(row: tuple[Any, ...]) -> str:
 
 
 def audit_chain_verify(
-    *, deep: bool = False, progress: Callable[[int], object] | None = None
+    *,
+    deep: bool = False,
+    progress: Callable[[int], object] | None = None,
+    checkpoints: Sequence[SignedHead] = (),
+    tree: bool = False,
 ) -> VerifyResult:
     """Check sequence continuity, each previous-hash link, each hash and the chain head.
 
-    With `deep`, also check that the searchable columns agree with the hashed content.
+    With `deep`, also check that the searchable columns agree with the hashed content. With
+    `checkpoints` (signed tree heads whose signatures the caller has checked), also check that
+    the log still holds each one: as many events at least, and the same Merkle root over the
+    first `tree_size` of them. A shorter, rewritten or forked log fails, naming the checkpoint.
+    With `tree`, the result carries the Merkle root of the whole log (for a new checkpoint).
     """
     sha256 = hashlib.sha256
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
+    pending = sorted(checkpoints, key=lambda head: head.tree_size)
+    builder = TreeBuilder() if (tree or pending) else None
+
+    def broken(sequence: int, reason: str) -> VerifyResult:
+        return VerifyResult(
+            checked, expected_sequence - 1, expected_previous, ChainBreak(sequence, reason)
+        )
+
     for row in _rows(deep=deep):
         sequence, previous_hash, stored_hash, canonical = row[0], row[1], row[2], row[3]
         if sequence != expected_sequence:
-            return VerifyResult(
-                checked,
-                expected_sequence - 1,
-                expected_previous,
-                ChainBreak(expected_sequence, f"event {expected_sequence} is missing"),
-            )
+            return broken(expected_sequence, f"event {expected_sequence} is missing")
         if previous_hash != expected_previous:
-            return VerifyResult(
-                checked,
-                expected_sequence - 1,
-                expected_previous,
-                ChainBreak(expected_sequence, "previous-hash link does not match event before"),
-            )
+            return broken(expected_sequence, "previous-hash link does not match event before")
         digest = sha256(f"{previous_hash}\n{sequence}\n{canonical}".encode()).hexdigest()
         if digest != stored_hash:
-            return VerifyResult(
-                checked,
-                expected_sequence - 1,
-                expected_previous,
-                ChainBreak(expected_sequence, "hash does not match the event's content"),
-            )
+            return broken(expected_sequence, "hash does not match the event's content")
         if deep and (problem := _columns_match(row)):
-            return VerifyResult(
-                checked, expected_sequence - 1, expected_previous, ChainBreak(sequence, problem)
-            )
+            return broken(sequence, problem)
         expected_previous = digest
         expected_sequence += 1
         checked += 1
+        if builder is not None:
+            builder.add(bytes.fromhex(digest))
+            while pending and pending[0].tree_size == checked:
+                head = pending.pop(0)
+                if (builder.root().hex(), digest) != (head.root_hash, head.last_hash):
+                    return broken(
+                        checked,
+                        f"the first {head.tree_size} events differ from the checkpoint of "
+                        f"{head.created_at}: the log was rewritten since",
+                    )
         if progress is not None and checked % _CHUNK == 0:
             progress(_CHUNK)
     if progress is not None:
         progress(checked % _CHUNK)
     last_sequence = expected_sequence - 1
-    head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "hash").first()
-    if head is not None and head != (last_sequence, expected_previous):
-        return VerifyResult(
-            checked,
-            last_sequence,
-            expected_previous,
-            ChainBreak(
-                last_sequence + 1,
-                f"chain head is at event {head[0]} but the log ends at event {last_sequence}",
-            ),
+    if pending:
+        head = pending[0]
+        return broken(
+            last_sequence + 1,
+            f"the log ends at event {last_sequence}, but the checkpoint of {head.created_at} "
+            f"vouches for {head.tree_size} events: events were removed since",
         )
-    return VerifyResult(checked, last_sequence, expected_previous, None)
+    chain_head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "hash").first()
+    if chain_head is not None and chain_head != (last_sequence, expected_previous):
+        return broken(
+            last_sequence + 1,
+            f"chain head is at event {chain_head[0]} but the log ends at event {last_sequence}",
+        )
+    root = builder.root().hex() if builder is not None else ""
+    return VerifyResult(checked, last_sequence, expected_previous, None, root)

@@ -56,6 +56,18 @@ IDENTIFIER_HASH_KEY = _required_in_production(
     "SCS_IDENTIFIER_HASH_KEY", "ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC1rZXk="
 )
 
+# Signed checkpoints of the audit log (audit.checkpoints): the Ed25519 key that signs them (32
+# bytes, urlsafe-base64; `manage.py generate_keys`), the file each is appended to outside the
+# database, and the auditors' addresses each is mailed to (comma-separated; none: no mail).
+AUDIT_SIGNING_KEY = _required_in_production(
+    "SCS_AUDIT_SIGNING_KEY", "ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zaWduaW5nISE="
+)
+AUDIT_CHECKPOINT_EMAILS = [
+    address.strip()
+    for address in os.environ.get("SCS_AUDIT_CHECKPOINT_EMAILS", "").split(",")
+    if address.strip()
+]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -279,12 +291,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "objections.tasks.notifications_redrive_task",
         "schedule": float(os.environ.get("SCS_NOTIFICATION_REDRIVE_SECONDS", "60")),
     },
+    # Signs a tree head over the audit log when it has grown, and writes it outside the database.
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint_task",
+        "schedule": float(os.environ.get("SCS_AUDIT_CHECKPOINT_SECONDS", "3600")),
+    },
     # Mondays at 09:00: tells administrators when next year's working-day schedule is missing.
     "objections-calendar-reminder": {
         "task": "objections.tasks.calendar_reminder_task",
         "schedule": crontab(minute="0", hour="9", day_of_week="mon"),
     },
 }
+
+AUDIT_CHECKPOINT_FILE = os.environ.get(
+    "SCS_AUDIT_CHECKPOINT_FILE", str(DATA_DIR / "audit-checkpoints.jsonl")
+)
 
 # Where django.core.mail.backends.filebased.EmailBackend writes, when that backend is chosen.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))

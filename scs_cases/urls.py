@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from audit.views import public_key_view
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("i18n/", include("django.conf.urls.i18n")),
@@ -20,5 +22,6 @@ urlpatterns = [
     path("transparency/", include("transparency.urls", namespace="transparency")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("audit/public-key.pem", public_key_view, name="audit-public-key"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,290 @@
+"""Signed checkpoints: tree heads over the audit log, kept outside the database, that a shorter,
+rewritten or forked log contradicts (issue 12's mutations that the chain alone cannot see)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
+
+from audit import merkle
+from audit.checkpoints import (
+    ChainBroken,
+    SignedHead,
+    audit_checkpoint_create,
+    audit_log_verify,
+    heads_from_file,
+    key_id,
+    public_key,
+)
+from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.services import chain_hash
+from tests.audit.test_audit import record_events
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_file(settings, tmp_path: Path) -> Path:
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+    settings.AUDIT_CHECKPOINT_EMAILS = ["auditors@example.org"]
+    return tmp_path / "checkpoints.jsonl"
+
+
+def chain_hashes() -> list[bytes]:
+    return [bytes.fromhex(h) for h in AuditEvent.objects.values_list("hash", flat=True)]
+
+
+def checkpointed(django_capture_on_commit_callbacks, events: int = 5) -> AuditCheckpoint:
+    record_events(events)
+    with django_capture_on_commit_callbacks(execute=True):
+        checkpoint = audit_checkpoint_create()
+    assert checkpoint is not None
+    return checkpoint
+
+
+def test_a_checkpoint_signs_the_merkle_root_of_the_whole_log(django_capture_on_commit_callbacks):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks)
+
+    head = AuditChainHead.objects.get(pk=1)
+    assert (checkpoint.tree_size, checkpoint.last_hash) == (head.sequence, head.hash)
+    assert checkpoint.root_hash == merkle.root(chain_hashes()).hex()
+    signed = SignedHead.of(checkpoint)
+    statement = (
+        f"scs-cases audit checkpoint v1\n{head.sequence}\n{checkpoint.root_hash}\n"
+        f"{head.hash}\n{signed.created_at}\n"
+    )
+    assert signed.statement() == statement.encode()
+    key = load_pem_public_key(Client().get("/audit/public-key.pem").content)
+    assert isinstance(key, Ed25519PublicKey)
+    key.verify(bytes.fromhex(checkpoint.signature), statement.encode())  # raises if it fails
+    assert checkpoint.key_id == key_id(public_key())
+
+
+def test_no_checkpoint_is_signed_while_the_log_has_not_grown(django_capture_on_commit_callbacks):
+    checkpointed(django_capture_on_commit_callbacks)
+
+    assert audit_checkpoint_create() is None
+    assert AuditCheckpoint.objects.count() == 1
+
+
+def test_each_checkpoint_is_written_to_the_file_and_mailed_after_commit(
+    django_capture_on_commit_callbacks, checkpoint_file: Path
+):
+    record_events(3)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        checkpoint = audit_checkpoint_create()
+    # nothing leaves before commit
+    assert not checkpoint_file.exists()
+    assert not mail.outbox
+
+    for callback in callbacks:
+        callback()
+
+    line = SignedHead.of(checkpoint).as_line()  # type: ignore[arg-type]
+    assert checkpoint_file.read_text(encoding="utf-8") == line + "\n"
+    assert heads_from_file(checkpoint_file) == [SignedHead.of(checkpoint)]  # type: ignore[arg-type]
+    [message] = mail.outbox
+    assert message.to == ["auditors@example.org"]
+    assert line in message.body
+    assert json.loads(line)["tree_size"] == checkpoint.tree_size  # type: ignore[union-attr]
+
+
+def test_the_public_key_is_served_and_printed(capsys):
+    response = Client().get("/audit/public-key.pem")
+    call_command("audit_public_key")
+
+    assert response.status_code == 200
+    assert response["X-Key-Id"] == key_id(public_key())
+    printed = capsys.readouterr().out
+    assert printed == f"key id {key_id(public_key())}\n{response.content.decode()}"
+
+
+def test_the_untouched_log_verifies_against_its_checkpoints(django_capture_on_commit_callbacks):
+    first = checkpointed(django_capture_on_commit_callbacks)
+    second = checkpointed(django_capture_on_commit_callbacks, events=4)
+
+    result = audit_log_verify()
+
+    assert result.intact
+    assert (first.tree_size + 4, second.tree_size) == (second.tree_size, result.last_sequence)
+
+
+# --- what only checkpoints reveal (applied as the tables' owner, with the triggers off) ---------
+
+
+def as_owner(*statements: str, params: list[object] | None = None) -> None:
+    """An owner's rewrite of the log; the test's transaction rolls it back."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditchainhead DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditcheckpoint DISABLE TRIGGER USER")
+        for statement in statements:
+            cursor.execute(statement, params or [])
+
+
+def rewind_to(sequence: int) -> None:
+    """Delete the events after `sequence` and point the head at it, so the chain verifies."""
+    if sequence:
+        last = AuditEvent.objects.get(sequence=sequence)
+        head = (sequence, last.previous_hash, last.hash)
+    else:
+        head = (0, GENESIS_HASH, GENESIS_HASH)
+    as_owner(
+        f"DELETE FROM audit_auditevent WHERE sequence > {int(sequence)}",
+        "UPDATE audit_auditchainhead SET sequence = %s, previous_hash = %s, hash = %s",
+        params=list(head),
+    )
+
+
+def rewrite_from(sequence: int) -> None:
+    """Change event `sequence`'s action and recompute its hash and every later one, and the
+    head: a forged history whose chain verifies on its own."""
+    events = list(AuditEvent.objects.filter(sequence__gte=sequence).order_by("sequence"))
+    previous = events[0].previous_hash
+    updates = []
+    for event in events:
+        canonical = event.canonical
+        if event.sequence == sequence:
+            content = json.loads(canonical)
+            content["action"] = "record.forged"
+            canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        digest = chain_hash(previous_hash=previous, sequence=event.sequence, canonical=canonical)
+        updates.append((canonical, previous, digest, event.sequence))
+        previous = digest
+    with connection.cursor() as cursor:
+        as_owner()
+        cursor.executemany(
+            "UPDATE audit_auditevent SET canonical = %s, previous_hash = %s, hash = %s "
+            "WHERE sequence = %s",
+            updates,
+        )
+        cursor.execute(
+            "UPDATE audit_auditchainhead SET previous_hash = %s, hash = %s",
+            [updates[-1][1], updates[-1][2]],
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("removed", [1, 20])
+def test_deleting_the_newest_events_and_rewinding_the_head_is_caught(
+    django_capture_on_commit_callbacks, removed: int
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks, events=25)
+    rewind_to(checkpoint.tree_size - removed)
+    assert audit_log_verify(heads=[]).intact  # the chain alone cannot tell
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert result.broken.sequence == checkpoint.tree_size - removed + 1
+    assert result.broken.reason == (
+        f"the log ends at event {checkpoint.tree_size - removed}, but the checkpoint of "
+        f"{SignedHead.of(checkpoint).created_at} vouches for {checkpoint.tree_size} events: "
+        "events were removed since"
+    )
+
+
+@pytest.mark.postgres
+def test_emptying_the_log_and_resetting_the_head_to_genesis_is_caught(
+    django_capture_on_commit_callbacks,
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks)
+    rewind_to(0)
+    assert audit_log_verify(heads=[]).intact
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert "the log ends at event 0" in result.broken.reason
+    assert f"vouches for {checkpoint.tree_size} events" in result.broken.reason
+
+
+@pytest.mark.postgres
+def test_a_rewritten_history_with_every_later_hash_recomputed_is_caught(
+    django_capture_on_commit_callbacks,
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks, events=10)
+    rewrite_from(checkpoint.tree_size - 5)
+    assert audit_log_verify(heads=[]).intact
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert result.broken.sequence == checkpoint.tree_size
+    assert result.broken.reason.startswith(
+        f"the first {checkpoint.tree_size} events differ from the checkpoint of "
+    )
+
+
+@pytest.mark.postgres
+def test_the_auditors_copy_catches_what_the_database_owner_also_erased(
+    django_capture_on_commit_callbacks, checkpoint_file: Path
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks, events=10)
+    rewrite_from(checkpoint.tree_size - 2)
+    as_owner("DELETE FROM audit_auditcheckpoint")
+    assert audit_log_verify().intact  # nothing left in the database contradicts the log
+
+    with pytest.raises(CommandError, match="differ from the checkpoint"):
+        call_command("audit_verify", "--checkpoints", str(checkpoint_file), "--no-progress")
+
+
+@pytest.mark.postgres
+def test_a_forged_checkpoint_fails_its_signature(django_capture_on_commit_callbacks):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks)
+    forged = SignedHead.of(checkpoint)
+    forged = SignedHead(**{**json.loads(forged.as_line()), "root_hash": "ab" * 32})
+
+    result = audit_log_verify(heads=[forged])
+
+    assert result.broken is not None
+    assert result.broken.reason == (
+        f"the signature of the checkpoint of {forged.created_at} does not verify"
+    )
+
+
+def test_a_log_that_does_not_verify_is_not_vouched_for(django_capture_on_commit_callbacks):
+    checkpointed(django_capture_on_commit_callbacks)
+    record_events(2)
+    stored = AuditCheckpoint.objects.count()
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            pytest.skip("rewrites the log with PostgreSQL's trigger control")
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute(
+            "UPDATE audit_auditevent SET canonical = canonical || ' ' "
+            "WHERE sequence = (SELECT max(sequence) FROM audit_auditevent)"
+        )
+
+    with pytest.raises(ChainBroken, match="hash does not match"):
+        audit_checkpoint_create()
+    assert AuditCheckpoint.objects.count() == stored
+    with pytest.raises(CommandError, match="no checkpoint: audit chain broken"):
+        call_command("audit_checkpoint")
+
+
+def test_the_checkpoint_table_is_append_only(django_capture_on_commit_callbacks):
+    from django.db import DatabaseError, transaction
+
+    checkpoint = checkpointed(django_capture_on_commit_callbacks)
+
+    for statement in (
+        "UPDATE audit_auditcheckpoint SET root_hash = 'x'",
+        "DELETE FROM audit_auditcheckpoint",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+    assert AuditCheckpoint.objects.get().root_hash == checkpoint.root_hash
