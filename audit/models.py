@@ -1,10 +1,11 @@
 """The append-only, hash-chained audit log.
 
 Each event stores `canonical`, the exact JSON text that was hashed; its hash is
-sha256(previous_hash + "\\n" + sequence + "\\n" + canonical). The indexed columns beside it (action,
-target, case reference, time) are copies for searching; `audit_verify --deep` checks them against
-`canonical`. The database itself refuses UPDATE, DELETE and TRUNCATE on this table (see the
-migrations), and `AuditChainHead` is the single row that hands out gap-free sequence numbers.
+sha256(previous_hash + "\\n" + sequence + "\\n" + canonical). The columns beside it (action, actor
+and role, target, case reference, time, request id) are copies for searching, and `audit_verify`
+checks each against `canonical`, so the hash covers every column. The database itself refuses
+UPDATE, DELETE and TRUNCATE on this table (see the migrations), and `AuditChainHead` is the single
+row that hands out gap-free sequence numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 GENESIS_HASH = "0" * 64
@@ -88,3 +90,40 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at event {self.tree_size}"
+
+
+class AuditExport(models.Model):
+    """An auditor's export of part of the log as a bundle that verifies offline (audit.exports).
+
+    `filters` holds exactly one selection: {"case_reference": ...}, {"from": day, "to": day}
+    (Asia/Shanghai days, inclusive), {"agency": code} or {"actor_id": id}. The zip is written
+    under SCS_DATA_DIR/exports (never served directly) as `file_name`; `progress` counts the
+    events written of `total`, which is counted before writing starts.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="audit_exports"
+    )
+    created_at = models.DateTimeField()
+    filters = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+    file_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["requested_by", "-id"], name="audit_export_owner")]
+
+    def __str__(self) -> str:
+        return f"audit export {self.pk} ({self.status})"

@@ -12,16 +12,19 @@ from django.db import connection
 
 from audit.merkle import TreeBuilder
 from audit.models import GENESIS_HASH, AuditChainHead
+from audit.services import recorded_at_text
 
 if TYPE_CHECKING:
     from audit.checkpoints import SignedHead
 
 _CHUNK = 20_000
-_CHAIN_COLUMNS = "sequence, previous_hash, hash, canonical"
-_DEEP_COLUMNS = ", action, target_type, target_id, case_reference, actor_id, actor_role"
 _SELECT_CHUNK = (
-    "SELECT {columns} FROM audit_auditevent WHERE sequence > %s ORDER BY sequence LIMIT %s"
+    "SELECT sequence, previous_hash, hash, canonical, action, actor_id, case_reference, "
+    "recorded_at, request_id, actor_role, target_type, target_id "
+    "FROM audit_auditevent WHERE sequence > %s ORDER BY sequence LIMIT %s"
 )
+# What json.dumps(..., ensure_ascii=False) writes for a string (audit.services.canonical_json).
+_quoted: Callable[[str], str] = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,11 @@ class VerifyResult:
         return self.broken is None
 
 
-def _rows(*, deep: bool, after: int = 0) -> Iterator[tuple[Any, ...]]:
-    """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size.
-
-    Only `deep` reads the searchable columns: the chain itself needs four.
-    """
-    statement = _SELECT_CHUNK.format(columns=_CHAIN_COLUMNS + (_DEEP_COLUMNS if deep else ""))
+def _rows(*, after: int = 0) -> Iterator[tuple[Any, ...]]:
+    """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size."""
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(statement, [after, _CHUNK])
+            cursor.execute(_SELECT_CHUNK, [after, _CHUNK])
             rows = cursor.fetchall()
         if not rows:
             return
@@ -60,32 +59,33 @@ def _rows(*, deep: bool, after: int = 0) -> Iterator[tuple[Any, ...]]:
         after = int(rows[-1][0])
 
 
-def _columns_match(row: tuple[Any, ...]) -> str:
-    _, _, _, canonical, action, target_type, target_id, case_ref, actor_id, role = row
-    content = json.loads(str(canonical))
-    expected = (
-        content["action"],
-        content["target"][0],
-        content["target"][1],
-        content["case"],
-        content["actor"],
-        content["role"],
+def _columns_agree(row: tuple[Any, ...]) -> bool:
+    """The event's columns are the ones its hashed text holds.
+
+    The canonical text is the event's JSON with sorted keys (audit.services): every column but
+    the sequence and the previous hash, which the hash covers beside it. Rather than parse it,
+    the text the columns would give before and after `data` is built and compared, which costs
+    about as much as the hash."""
+    _, _, _, canonical, action, actor_id, case, recorded_at, request, role, target_type, tid = row
+    actor = "null" if actor_id is None else str(actor_id)
+    before = f'{{"action":{_quoted(action)},"actor":{actor},"case":{_quoted(case)},"data":'
+    after = (
+        f',"recorded_at":{_quoted(recorded_at_text(recorded_at))},"request":{_quoted(request)},'
+        f'"role":{_quoted(role)},"target":[{_quoted(target_type)},{_quoted(tid)}]}}'
     )
-    if expected != (action, target_type, target_id, case_ref, actor_id, role):
-        return "indexed columns differ from the hashed content"
-    return ""
+    return bool(canonical.startswith(before) and canonical.endswith(after))
 
 
 def audit_chain_verify(
     *,
-    deep: bool = False,
     progress: Callable[[int], object] | None = None,
     checkpoints: Sequence[SignedHead] = (),
     tree: bool = False,
 ) -> VerifyResult:
     """Check sequence continuity, each previous-hash link, each hash and the chain head.
 
-    With `deep`, also check that the searchable columns agree with the hashed content. With
+    Every column is checked: the hash covers the sequence, the previous hash and the canonical
+    text, and the other columns must be the ones that text holds. With
     `checkpoints` (signed tree heads whose signatures the caller has checked), also check that
     the log still holds each one: as many events at least, and the same Merkle root over the
     first `tree_size` of them. A shorter, rewritten or forked log fails, naming the checkpoint.
@@ -103,7 +103,7 @@ def audit_chain_verify(
             checked, expected_sequence - 1, expected_previous, ChainBreak(sequence, reason)
         )
 
-    for row in _rows(deep=deep):
+    for row in _rows():
         sequence, previous_hash, stored_hash, canonical = row[0], row[1], row[2], row[3]
         if sequence != expected_sequence:
             return broken(expected_sequence, f"event {expected_sequence} is missing")
@@ -112,8 +112,8 @@ def audit_chain_verify(
         digest = sha256(f"{previous_hash}\n{sequence}\n{canonical}".encode()).hexdigest()
         if digest != stored_hash:
             return broken(expected_sequence, "hash does not match the event's content")
-        if deep and (problem := _columns_match(row)):
-            return broken(sequence, problem)
+        if not _columns_agree(row):
+            return broken(sequence, "the event's columns differ from its hashed content")
         expected_previous = digest
         expected_sequence += 1
         checked += 1

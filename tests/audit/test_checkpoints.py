@@ -26,7 +26,7 @@ from audit.checkpoints import (
     public_key,
 )
 from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
-from audit.services import chain_hash
+from audit.services import canonical_json, chain_hash
 from tests.audit.test_audit import record_events
 
 pytestmark = pytest.mark.django_db
@@ -146,17 +146,15 @@ def rewind_to(sequence: int) -> None:
 
 
 def rewrite_from(sequence: int) -> None:
-    """Change event `sequence`'s action and recompute its hash and every later one, and the
-    head: a forged history whose chain verifies on its own."""
+    """Change event `sequence`'s action (its text and its column) and recompute its hash and
+    every later one, and the head: a forged history whose chain verifies on its own."""
     events = list(AuditEvent.objects.filter(sequence__gte=sequence).order_by("sequence"))
     previous = events[0].previous_hash
     updates = []
     for event in events:
         canonical = event.canonical
         if event.sequence == sequence:
-            content = json.loads(canonical)
-            content["action"] = "record.forged"
-            canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+            canonical = canonical_json({**json.loads(canonical), "action": "record.forged"})
         digest = chain_hash(previous_hash=previous, sequence=event.sequence, canonical=canonical)
         updates.append((canonical, previous, digest, event.sequence))
         previous = digest
@@ -166,6 +164,9 @@ def rewrite_from(sequence: int) -> None:
             "UPDATE audit_auditevent SET canonical = %s, previous_hash = %s, hash = %s "
             "WHERE sequence = %s",
             updates,
+        )
+        cursor.execute(
+            "UPDATE audit_auditevent SET action = 'record.forged' WHERE sequence = %s", [sequence]
         )
         cursor.execute(
             "UPDATE audit_auditchainhead SET previous_hash = %s, hash = %s",

@@ -16,11 +16,6 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--deep",
-            action="store_true",
-            help="Also check that the searchable columns agree with the hashed content.",
-        )
-        parser.add_argument(
             "--checkpoints",
             type=Path,
             metavar="FILE",
@@ -32,7 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args: Any, deep: bool, checkpoints: Path | None, no_progress: bool, **options: Any
+        self, *args: Any, checkpoints: Path | None, no_progress: bool, **options: Any
     ) -> None:
         try:
             heads = heads_from_file(checkpoints) if checkpoints is not None else None
@@ -42,7 +37,7 @@ class Command(BaseCommand):
         with tqdm(
             total=total, unit="event", disable=no_progress, file=self.stderr, desc="audit_verify"
         ) as bar:
-            result = audit_log_verify(heads=heads, deep=deep, progress=bar.update)
+            result = audit_log_verify(heads=heads, progress=bar.update)
         if result.broken is not None:
             raise CommandError(
                 f"audit chain broken at event {result.broken.sequence}: {result.broken.reason} "
