@@ -9,6 +9,7 @@ COPY . .
 RUN SECRET_KEY=build SCS_IDENTIFIER_ENCRYPTION_KEY=ZGV2ZWxvcG1lbnQtb25seS1lbmNyeXB0aW9uLWtleSE= \
     SCS_IDENTIFIER_HASH_KEY=ZGV2ZWxvcG1lbnQtb25seS1ibGluZC1pbmRleC1rZXk= \
     SCS_AUDIT_SIGNING_KEY=ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zaWduaW5nISE= \
+    SCS_AUDIT_SEAL_KEY=ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zZWFsLWtleSEhIQ== \
     python manage.py collectstatic --noinput
 USER scs
 EXPOSE 8000

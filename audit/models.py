@@ -72,6 +72,36 @@ class AuditChainHead(models.Model):
         return f"audit chain head at event {self.sequence}"
 
 
+class AuditEventSeal(models.Model):
+    """The application's seal on one event: HMAC-SHA256, with SCS_AUDIT_SEAL_KEY (held by the
+    application, never sent to the database), over the event's sequence and chain hash. Written
+    in the event's own transaction (audit.services). An event appended some other way, even
+    through audit_append() by the database's owner, has no valid seal, and audit_verify says
+    so. Append-only."""
+
+    sequence = models.BigIntegerField(primary_key=True)
+    mac = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"seal of event {self.sequence}"
+
+
+class AuditSealStart(models.Model):
+    """The one row naming the first sealed event (events before the seals existed are not
+    sealed), itself sealed so that it cannot be moved to excuse a forged event."""
+
+    sequence = models.BigIntegerField()
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="audit_seal_start_single_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"events sealed from {self.sequence}"
+
+
 class AuditCheckpoint(models.Model):
     """A signed tree head over the first `tree_size` events (audit.checkpoints): the Merkle root
     of their chain hashes, the chain hash of the last of them, and an Ed25519 signature over

@@ -6,7 +6,11 @@ the transaction are written together, in one statement, just before it commits (
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import hashlib
+import hmac
 import json
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
@@ -14,12 +18,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.local import Local
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from accounts.roles import primary_role
 from audit.context import request_id_var
-from audit.models import AuditChainHead, AuditEvent
+from audit.models import AuditChainHead, AuditEvent, AuditEventSeal
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -33,6 +39,33 @@ def chain_hash(*, previous_hash: str, sequence: int, canonical: str) -> str:
     """The hash of one event; PostgreSQL's audit_append() (migration 0003) computes the same."""
     message = f"{previous_hash}\n{sequence}\n{canonical}".encode()
     return hashlib.sha256(message).hexdigest()
+
+
+def seal(sequence: int, event_hash: str) -> str:
+    """The application's seal on an event (AuditEventSeal): HMAC-SHA256 with the seal key."""
+    message = f"scs-cases audit seal\n{sequence}\n{event_hash}".encode()
+    return hmac.digest(_seal_key(), message, "sha256").hex()
+
+
+def seal_start(sequence: int) -> str:
+    """The seal of the first sealed sequence (AuditSealStart)."""
+    message = f"scs-cases audit seals start\n{sequence}".encode()
+    return hmac.digest(_seal_key(), message, "sha256").hex()
+
+
+@functools.cache
+def _seal_key_of(encoded: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(encoded)
+    except (binascii.Error, ValueError) as error:
+        raise ImproperlyConfigured("SCS_AUDIT_SEAL_KEY is not base64") from error
+    if len(key) < 32:
+        raise ImproperlyConfigured("SCS_AUDIT_SEAL_KEY must encode at least 32 bytes")
+    return key
+
+
+def _seal_key() -> bytes:
+    return _seal_key_of(settings.AUDIT_SEAL_KEY)
 
 
 def canonical_json(value: Any) -> str:
@@ -53,6 +86,16 @@ class AuditInsideNestedAtomic(RuntimeError):
 _APPEND_POSTGRESQL = (
     "SELECT audit_append(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+)
+
+
+_APPENDED_POSTGRESQL = (
+    "SELECT sequence, hash FROM audit_auditevent WHERE sequence > "
+    "(SELECT sequence FROM audit_auditchainhead WHERE id = 1) - %s ORDER BY sequence"
+)
+_SEAL_POSTGRESQL = (
+    "INSERT INTO audit_auditeventseal (sequence, mac) "
+    "SELECT * FROM unnest(%s::bigint[], %s::text[])"
 )
 
 
@@ -209,6 +252,13 @@ def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
         with connection.cursor() as cursor:
             cursor.execute(_APPEND_POSTGRESQL, columns)
+            # The head stays locked by this transaction: the last len(rows) events are ours.
+            cursor.execute(_APPENDED_POSTGRESQL, [len(rows)])
+            appended = cursor.fetchall()
+            cursor.execute(
+                _SEAL_POSTGRESQL,
+                [[s for s, _ in appended], [seal(s, h) for s, h in appended]],
+            )
         return
     for row in rows:
         _insert_portable(row)
@@ -230,6 +280,7 @@ def _insert_portable(row: tuple[Any, ...]) -> None:
     AuditChainHead.objects.filter(pk=1).update(
         sequence=sequence, previous_hash=head.hash, hash=digest
     )
+    AuditEventSeal.objects.create(sequence=sequence, mac=seal(sequence, digest))
     AuditEvent.objects.create(
         sequence=sequence,
         recorded_at=recorded_at,

@@ -12,3 +12,21 @@ def audit_checkpoint_task() -> int | None:
 
     checkpoint = audit_checkpoint_create()
     return checkpoint.tree_size if checkpoint is not None else None
+
+
+# A large log takes longer than the default limits; past the soft limit the run is marked failed.
+@shared_task(
+    acks_late=True, max_retries=3, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300, **RETRY
+)
+def audit_export_task(export_id: int) -> str:
+    """Build an auditor's export bundle; returns its status (idempotent: see the service)."""
+    from audit.exports import audit_export_run
+
+    return audit_export_run(export_id=export_id).status
+
+
+@shared_task
+def audit_exports_redrive_task() -> int:
+    from audit.exports import audit_exports_redrive
+
+    return len(audit_exports_redrive())

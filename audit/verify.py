@@ -6,22 +6,26 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
 from audit.merkle import TreeBuilder
-from audit.models import GENESIS_HASH, AuditChainHead
-from audit.services import recorded_at_text
+from audit.models import GENESIS_HASH, AuditChainHead, AuditSealStart
+from audit.services import recorded_at_text, seal, seal_start
 
 if TYPE_CHECKING:
     from audit.checkpoints import SignedHead
 
 _CHUNK = 20_000
+# On PostgreSQL the time comes as the text the canonical JSON holds (migration 0005's function),
+# which spares the parsing and formatting of a datetime per event.
 _SELECT_CHUNK = (
-    "SELECT sequence, previous_hash, hash, canonical, action, actor_id, case_reference, "
-    "recorded_at, request_id, actor_role, target_type, target_id "
-    "FROM audit_auditevent WHERE sequence > %s ORDER BY sequence LIMIT %s"
+    "SELECT e.sequence, e.previous_hash, e.hash, e.canonical, e.action, e.actor_id, "
+    "e.case_reference, {recorded_at}, e.request_id, e.actor_role, e.target_type, e.target_id, "
+    "s.mac FROM audit_auditevent e LEFT JOIN audit_auditeventseal s ON s.sequence = e.sequence "
+    "WHERE e.sequence > %s ORDER BY e.sequence LIMIT %s"
 )
 # What json.dumps(..., ensure_ascii=False) writes for a string (audit.services.canonical_json).
 _quoted: Callable[[str], str] = json.encoder.encode_basestring
@@ -48,15 +52,30 @@ class VerifyResult:
 
 
 def _rows(*, after: int = 0) -> Iterator[tuple[Any, ...]]:
-    """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size."""
+    """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size.
+    The time (8th column) is the canonical text of `recorded_at`."""
+    postgres = connection.vendor == "postgresql"
+    statement = _SELECT_CHUNK.format(
+        recorded_at="audit_recorded_at_text(e.recorded_at)" if postgres else "e.recorded_at"
+    )
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(_SELECT_CHUNK, [after, _CHUNK])
+            cursor.execute(statement, [after, _CHUNK])
             rows = cursor.fetchall()
         if not rows:
             return
-        yield from rows
+        if postgres:
+            yield from rows
+        else:
+            for row in rows:
+                moment = row[7] if isinstance(row[7], datetime) else _parse(row[7])
+                yield (*row[:7], recorded_at_text(moment), *row[8:])
         after = int(rows[-1][0])
+
+
+def _parse(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _columns_agree(row: tuple[Any, ...]) -> bool:
@@ -66,11 +85,13 @@ def _columns_agree(row: tuple[Any, ...]) -> bool:
     the sequence and the previous hash, which the hash covers beside it. Rather than parse it,
     the text the columns would give before and after `data` is built and compared, which costs
     about as much as the hash."""
-    _, _, _, canonical, action, actor_id, case, recorded_at, request, role, target_type, tid = row
+    _, _, _, canonical, action, actor_id, case, recorded_at, request, role, target_type, tid = row[
+        :12
+    ]
     actor = "null" if actor_id is None else str(actor_id)
     before = f'{{"action":{_quoted(action)},"actor":{actor},"case":{_quoted(case)},"data":'
     after = (
-        f',"recorded_at":{_quoted(recorded_at_text(recorded_at))},"request":{_quoted(request)},'
+        f',"recorded_at":{_quoted(recorded_at)},"request":{_quoted(request)},'
         f'"role":{_quoted(role)},"target":[{_quoted(target_type)},{_quoted(tid)}]}}'
     )
     return bool(canonical.startswith(before) and canonical.endswith(after))
@@ -96,6 +117,12 @@ def audit_chain_verify(
     expected_sequence = 1
     checked = 0
     pending = sorted(checkpoints, key=lambda head: head.tree_size)
+    start = AuditSealStart.objects.filter(pk=1).values_list("sequence", "mac").first()
+    if start is None or seal_start(start[0]) != start[1]:
+        return VerifyResult(
+            0, 0, GENESIS_HASH, ChainBreak(0, "the start of the application's seals is altered")
+        )
+    sealed_from = start[0]
     builder = TreeBuilder() if (tree or pending) else None
 
     def broken(sequence: int, reason: str) -> VerifyResult:
@@ -114,6 +141,12 @@ def audit_chain_verify(
             return broken(expected_sequence, "hash does not match the event's content")
         if not _columns_agree(row):
             return broken(sequence, "the event's columns differ from its hashed content")
+        if sequence >= sealed_from and row[12] != seal(sequence, digest):
+            return broken(
+                sequence,
+                "the event does not carry the application's seal: it was not written by the "
+                "application",
+            )
         expected_previous = digest
         expected_sequence += 1
         checked += 1

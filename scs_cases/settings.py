@@ -62,6 +62,11 @@ IDENTIFIER_HASH_KEY = _required_in_production(
 AUDIT_SIGNING_KEY = _required_in_production(
     "SCS_AUDIT_SIGNING_KEY", "ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zaWduaW5nISE="
 )
+# The key of the application's seal on each audit event (HMAC-SHA256, audit.services.seal): it
+# stays with the application, so an event appended in the database by other means is not sealed.
+AUDIT_SEAL_KEY = _required_in_production(
+    "SCS_AUDIT_SEAL_KEY", "ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zZWFsLWtleSEhIQ=="
+)
 AUDIT_CHECKPOINT_EMAILS = [
     address.strip()
     for address in os.environ.get("SCS_AUDIT_CHECKPOINT_EMAILS", "").split(",")
@@ -295,6 +300,11 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(os.environ.get("SCS_AUDIT_CHECKPOINT_SECONDS", "3600")),
+    },
+    # Re-queues audit exports that a lost message or a killed worker left unfinished.
+    "audit-exports-redrive": {
+        "task": "audit.tasks.audit_exports_redrive_task",
+        "schedule": float(os.environ.get("SCS_AUDIT_EXPORT_REDRIVE_SECONDS", "300")),
     },
     # Mondays at 09:00: tells administrators when next year's working-day schedule is missing.
     "objections-calendar-reminder": {

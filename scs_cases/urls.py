@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("records.api_urls")),
     path("api/v1/", include("objections.api_urls")),
     path("api/v1/", include("transparency.api_urls")),
+    path("api/v1/", include("audit.api_urls")),
     path("transparency/", include("transparency.urls", namespace="transparency")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -7,12 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_ENV = {
     "SCS_ENVIRONMENT": "production",
     "SECRET_KEY": "a-long-random-production-secret-key-for-the-deploy-check-0123456789abcdef",
     "SCS_IDENTIFIER_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=",
     "SCS_IDENTIFIER_HASH_KEY": "cHJvZHVjdGlvbi1ibGluZC1pbmRleC1rZXktMzJieXQ=",
+    "SCS_AUDIT_SEAL_KEY": "cHJvZHVjdGlvbi1hdWRpdC1zZWFsLWtleS0zMmJ5dGVz",
+    "SCS_AUDIT_SIGNING_KEY": "cHJvZHVjdGlvbi1hdWRpdC1zaWduaW5nLWtleS0zMmI=",
     "ALLOWED_HOSTS": "credit.example.org",
 }
 
@@ -59,3 +63,13 @@ def test_production_refuses_to_start_without_identifier_keys():
 
     assert result.returncode == 1
     assert "SCS_IDENTIFIER_ENCRYPTION_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["SCS_AUDIT_SEAL_KEY", "SCS_AUDIT_SIGNING_KEY"])
+def test_production_refuses_to_start_without_audit_keys(name: str):
+    env = {key: value for key, value in PRODUCTION_ENV.items() if key != name}
+
+    result = manage("check", env=env)
+
+    assert result.returncode == 1
+    assert f"{name} must be set when SCS_ENVIRONMENT=production" in result.stderr

@@ -26,7 +26,7 @@ from audit.checkpoints import (
     public_key,
 )
 from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
-from audit.services import canonical_json, chain_hash
+from audit.services import canonical_json, chain_hash, seal
 from tests.audit.test_audit import record_events
 
 pytestmark = pytest.mark.django_db
@@ -145,9 +145,10 @@ def rewind_to(sequence: int) -> None:
     )
 
 
-def rewrite_from(sequence: int) -> None:
+def rewrite_from(sequence: int, *, with_seals: bool = True) -> None:
     """Change event `sequence`'s action (its text and its column) and recompute its hash and
-    every later one, and the head: a forged history whose chain verifies on its own."""
+    every later one, and the head: a forged history whose chain verifies on its own. With
+    `with_seals`, the forger also holds the application's seal key and seals the forgery."""
     events = list(AuditEvent.objects.filter(sequence__gte=sequence).order_by("sequence"))
     previous = events[0].previous_hash
     updates = []
@@ -168,6 +169,12 @@ def rewrite_from(sequence: int) -> None:
         cursor.execute(
             "UPDATE audit_auditevent SET action = 'record.forged' WHERE sequence = %s", [sequence]
         )
+        if with_seals:
+            cursor.execute("ALTER TABLE audit_auditeventseal DISABLE TRIGGER USER")
+            cursor.executemany(
+                "UPDATE audit_auditeventseal SET mac = %s WHERE sequence = %s",
+                [(seal(number, digest), number) for _, _, digest, number in updates],
+            )
         cursor.execute(
             "UPDATE audit_auditchainhead SET previous_hash = %s, hash = %s",
             [updates[-1][1], updates[-1][2]],
@@ -223,6 +230,23 @@ def test_a_rewritten_history_with_every_later_hash_recomputed_is_caught(
     assert result.broken.sequence == checkpoint.tree_size
     assert result.broken.reason.startswith(
         f"the first {checkpoint.tree_size} events differ from the checkpoint of "
+    )
+
+
+@pytest.mark.postgres
+def test_a_rewritten_history_without_the_seal_key_fails_at_the_first_forged_event(
+    django_capture_on_commit_callbacks,
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks, events=10)
+    forged = checkpoint.tree_size - 5
+    rewrite_from(forged, with_seals=False)
+
+    result = audit_log_verify(heads=[])
+
+    assert result.broken is not None
+    assert (result.broken.sequence, result.broken.reason) == (
+        forged,
+        "the event does not carry the application's seal: it was not written by the application",
     )
 
 
@@ -289,3 +313,46 @@ def test_the_checkpoint_table_is_append_only(django_capture_on_commit_callbacks)
         ):
             cursor.execute(statement)
     assert AuditCheckpoint.objects.get().root_hash == checkpoint.root_hash
+
+
+# --- the application's seal: what no signature over the past can see ----------------------------
+
+
+@pytest.mark.postgres
+def test_an_event_appended_through_audit_append_without_the_application_is_caught():
+    """audit_append() is open to the database's owner; only the application can seal."""
+    record_events(2)
+    before, after = (
+        '{"action":"record.deleted","actor":null,"case":"","data":{},"recorded_at":"',
+        '","request":"","role":"system","target":["records.creditrecord","1"]}',
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT audit_append(ARRAY[%s], ARRAY[%s], ARRAY[now()], ARRAY[NULL]::bigint[], "
+            "ARRAY['system'], ARRAY['record.deleted'], ARRAY['records.creditrecord'], "
+            "ARRAY['1'], ARRAY[''], ARRAY[''])",
+            [before, after],
+        )
+    forged = AuditChainHead.objects.get(pk=1).sequence
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert (result.broken.sequence, result.broken.reason) == (
+        forged,
+        "the event does not carry the application's seal: it was not written by the application",
+    )
+
+
+@pytest.mark.postgres
+def test_moving_the_start_of_the_seals_to_excuse_a_forgery_is_caught():
+    record_events(2)
+    head = AuditChainHead.objects.get(pk=1).sequence
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditsealstart DISABLE TRIGGER USER")
+        cursor.execute("UPDATE audit_auditsealstart SET sequence = %s", [head + 1])
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert result.broken.reason == "the start of the application's seals is altered"
