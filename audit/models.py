@@ -14,7 +14,10 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.db import models
+from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 GENESIS_HASH = "0" * 64
 
@@ -73,17 +76,19 @@ class AuditChainHead(models.Model):
 
 
 class AuditEventSeal(models.Model):
-    """The application's seal on one event: HMAC-SHA256, with SCS_AUDIT_SEAL_KEY (held by the
-    application, never sent to the database), over the event's sequence and chain hash. Written
-    in the event's own transaction (audit.services). An event appended some other way, even
-    through audit_append() by the database's owner, has no valid seal, and audit_verify says
-    so. Append-only."""
+    """The application's seal on the events one transaction appended, `first_sequence` to
+    `last_sequence`: HMAC-SHA256, with SCS_AUDIT_SEAL_KEY (held by the application, never sent
+    to the database), over the range and the chain hash of its last event, which commits to
+    every event before it. Written in that transaction (audit.services). The ranges tile the
+    log: an event appended some other way, even through audit_append() by the database's owner,
+    lies in no range, and audit_verify says so. Append-only."""
 
-    sequence = models.BigIntegerField(primary_key=True)
+    last_sequence = models.BigIntegerField(primary_key=True)
+    first_sequence = models.BigIntegerField(unique=True)
     mac = models.CharField(max_length=64)
 
     def __str__(self) -> str:
-        return f"seal of event {self.sequence}"
+        return f"seal of events {self.first_sequence} to {self.last_sequence}"
 
 
 class AuditSealStart(models.Model):
@@ -157,3 +162,53 @@ class AuditExport(models.Model):
 
     def __str__(self) -> str:
         return f"audit export {self.pk} ({self.status})"
+
+
+class AuditIntegrityCheck(models.Model):
+    """One run of the whole log's verification against its stored signed checkpoints
+    (`audit.checkpoints.audit_log_verify`), requested by an auditor or by beat (no one:
+    `requested_by` empty), run by a worker (audit.integrity). A failed check names the first
+    broken event and why."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        PASSED = "passed", _("passed")
+        FAILED = "failed", _("failed")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_integrity_checks",
+    )
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    events_checked = models.BigIntegerField(default=0)
+    last_sequence = models.BigIntegerField(default=0)
+    checkpoints_checked = models.IntegerField(default=0)
+    broken_sequence = models.BigIntegerField(null=True, blank=True)
+    broken_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"audit integrity check {self.pk} ({self.status})"
+
+
+AUDIT_PAGES_SESSION_KEY = "scs_audit_pages"
+
+
+@receiver(user_logged_in, dispatch_uid="audit.remember_auditor_pages")
+def remember_auditor_pages(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Keep in the session whether the user may use the auditor pages, so that the navigation
+    can offer the link without a query on every page. Only the link depends on it: the pages
+    check the role themselves on every request."""
+    from audit.exports import audit_export_allowed
+
+    if request is not None and hasattr(request, "session"):
+        request.session[AUDIT_PAGES_SESSION_KEY] = audit_export_allowed(user)

@@ -41,9 +41,10 @@ def chain_hash(*, previous_hash: str, sequence: int, canonical: str) -> str:
     return hashlib.sha256(message).hexdigest()
 
 
-def seal(sequence: int, event_hash: str) -> str:
-    """The application's seal on an event (AuditEventSeal): HMAC-SHA256 with the seal key."""
-    message = f"scs-cases audit seal\n{sequence}\n{event_hash}".encode()
+def seal(first: int, last: int, last_hash: str) -> str:
+    """The application's seal on the events `first` to `last` of one transaction
+    (AuditEventSeal): HMAC-SHA256 with the seal key over the range and the last chain hash."""
+    message = f"scs-cases audit seal\n{first}\n{last}\n{last_hash}".encode()
     return hmac.digest(_seal_key(), message, "sha256").hex()
 
 
@@ -89,13 +90,9 @@ _APPEND_POSTGRESQL = (
 )
 
 
-_APPENDED_POSTGRESQL = (
-    "SELECT sequence, hash FROM audit_auditevent WHERE sequence > "
-    "(SELECT sequence FROM audit_auditchainhead WHERE id = 1) - %s ORDER BY sequence"
-)
+_HEAD_POSTGRESQL = "SELECT sequence, hash FROM audit_auditchainhead WHERE id = 1"
 _SEAL_POSTGRESQL = (
-    "INSERT INTO audit_auditeventseal (sequence, mac) "
-    "SELECT * FROM unnest(%s::bigint[], %s::text[])"
+    "INSERT INTO audit_auditeventseal (last_sequence, first_sequence, mac) VALUES (%s, %s, %s)"
 )
 
 
@@ -252,13 +249,11 @@ def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
         with connection.cursor() as cursor:
             cursor.execute(_APPEND_POSTGRESQL, columns)
-            # The head stays locked by this transaction: the last len(rows) events are ours.
-            cursor.execute(_APPENDED_POSTGRESQL, [len(rows)])
-            appended = cursor.fetchall()
-            cursor.execute(
-                _SEAL_POSTGRESQL,
-                [[s for s, _ in appended], [seal(s, h) for s, h in appended]],
-            )
+            # The head stays locked by this transaction: its last len(rows) events are ours.
+            cursor.execute(_HEAD_POSTGRESQL)
+            last, last_hash = cursor.fetchone()
+            first = last - len(rows) + 1
+            cursor.execute(_SEAL_POSTGRESQL, [last, first, seal(first, last, last_hash)])
         return
     for row in rows:
         _insert_portable(row)
@@ -280,7 +275,10 @@ def _insert_portable(row: tuple[Any, ...]) -> None:
     AuditChainHead.objects.filter(pk=1).update(
         sequence=sequence, previous_hash=head.hash, hash=digest
     )
-    AuditEventSeal.objects.create(sequence=sequence, mac=seal(sequence, digest))
+    # One event, one range: SQLite's path writes the events of a transaction one by one.
+    AuditEventSeal.objects.create(
+        last_sequence=sequence, first_sequence=sequence, mac=seal(sequence, sequence, digest)
+    )
     AuditEvent.objects.create(
         sequence=sequence,
         recorded_at=recorded_at,

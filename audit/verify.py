@@ -19,16 +19,21 @@ if TYPE_CHECKING:
     from audit.checkpoints import SignedHead
 
 _CHUNK = 20_000
-# On PostgreSQL the time comes as the text the canonical JSON holds (migration 0005's function),
-# which spares the parsing and formatting of a datetime per event.
+# The time comes as PostgreSQL's text (the session is in UTC), cheaper to read than a datetime
+# and turned into the canonical JSON's form once per distinct value (`_time_json`); the seal is
+# there on the last event of each sealed range.
 _SELECT_CHUNK = (
     "SELECT e.sequence, e.previous_hash, e.hash, e.canonical, e.action, e.actor_id, "
-    "e.case_reference, {recorded_at}, e.request_id, e.actor_role, e.target_type, e.target_id, "
-    "s.mac FROM audit_auditevent e LEFT JOIN audit_auditeventseal s ON s.sequence = e.sequence "
+    "e.case_reference, e.recorded_at::text, e.request_id, e.actor_role, e.target_type, "
+    "e.target_id, s.first_sequence, s.mac FROM audit_auditevent e "
+    "LEFT JOIN audit_auditeventseal s ON s.last_sequence = e.sequence "
     "WHERE e.sequence > %s ORDER BY e.sequence LIMIT %s"
 )
 # What json.dumps(..., ensure_ascii=False) writes for a string (audit.services.canonical_json).
 _quoted: Callable[[str], str] = json.encoder.encode_basestring
+
+
+_UNSEALED = "the event does not carry the application's seal: it was not written by the application"
 
 
 @dataclass(frozen=True)
@@ -51,50 +56,31 @@ class VerifyResult:
         return self.broken is None
 
 
-def _rows(*, after: int = 0) -> Iterator[tuple[Any, ...]]:
-    """Keyset-paginated scan in sequence order; memory stays constant whatever the log's size.
-    The time (8th column) is the canonical text of `recorded_at`."""
-    postgres = connection.vendor == "postgresql"
-    statement = _SELECT_CHUNK.format(
-        recorded_at="audit_recorded_at_text(e.recorded_at)" if postgres else "e.recorded_at"
-    )
+def _chunks(*, after: int = 0) -> Iterator[list[tuple[Any, ...]]]:
+    """Keyset-paginated scan in sequence order, a chunk at a time; memory stays constant
+    whatever the log's size."""
+    statement = _SELECT_CHUNK
+    if connection.vendor != "postgresql":
+        statement = statement.replace("e.recorded_at::text", "e.recorded_at")
     while True:
         with connection.cursor() as cursor:
             cursor.execute(statement, [after, _CHUNK])
             rows = cursor.fetchall()
         if not rows:
             return
-        if postgres:
-            yield from rows
-        else:
-            for row in rows:
-                moment = row[7] if isinstance(row[7], datetime) else _parse(row[7])
-                yield (*row[:7], recorded_at_text(moment), *row[8:])
+        yield rows
         after = int(rows[-1][0])
 
 
-def _parse(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _columns_agree(row: tuple[Any, ...]) -> bool:
-    """The event's columns are the ones its hashed text holds.
-
-    The canonical text is the event's JSON with sorted keys (audit.services): every column but
-    the sequence and the previous hash, which the hash covers beside it. Rather than parse it,
-    the text the columns would give before and after `data` is built and compared, which costs
-    about as much as the hash."""
-    _, _, _, canonical, action, actor_id, case, recorded_at, request, role, target_type, tid = row[
-        :12
-    ]
-    actor = "null" if actor_id is None else str(actor_id)
-    before = f'{{"action":{_quoted(action)},"actor":{actor},"case":{_quoted(case)},"data":'
-    after = (
-        f',"recorded_at":{_quoted(recorded_at)},"request":{_quoted(request)},'
-        f'"role":{_quoted(role)},"target":[{_quoted(target_type)},{_quoted(tid)}]}}'
-    )
-    return bool(canonical.startswith(before) and canonical.endswith(after))
+def _time_json(raw: object) -> str:
+    """`recorded_at` as the canonical JSON holds it (quoted), from the database's value or text."""
+    if isinstance(raw, datetime):
+        moment = raw
+    else:
+        moment = datetime.fromisoformat(str(raw))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    return _quoted(recorded_at_text(moment))
 
 
 def audit_chain_verify(
@@ -122,7 +108,7 @@ def audit_chain_verify(
         return VerifyResult(
             0, 0, GENESIS_HASH, ChainBreak(0, "the start of the application's seals is altered")
         )
-    sealed_from = start[0]
+    sealed_from = next_sealed = start[0]
     builder = TreeBuilder() if (tree or pending) else None
 
     def broken(sequence: int, reason: str) -> VerifyResult:
@@ -130,41 +116,60 @@ def audit_chain_verify(
             checked, expected_sequence - 1, expected_previous, ChainBreak(sequence, reason)
         )
 
-    for row in _rows():
-        sequence, previous_hash, stored_hash, canonical = row[0], row[1], row[2], row[3]
-        if sequence != expected_sequence:
-            return broken(expected_sequence, f"event {expected_sequence} is missing")
-        if previous_hash != expected_previous:
-            return broken(expected_sequence, "previous-hash link does not match event before")
-        digest = sha256(f"{previous_hash}\n{sequence}\n{canonical}".encode()).hexdigest()
-        if digest != stored_hash:
-            return broken(expected_sequence, "hash does not match the event's content")
-        if not _columns_agree(row):
-            return broken(sequence, "the event's columns differ from its hashed content")
-        if sequence >= sealed_from and row[12] != seal(sequence, digest):
-            return broken(
-                sequence,
-                "the event does not carry the application's seal: it was not written by the "
-                "application",
-            )
-        expected_previous = digest
-        expected_sequence += 1
-        checked += 1
-        if builder is not None:
-            builder.add(bytes.fromhex(digest))
-            while pending and pending[0].tree_size == checked:
-                head = pending.pop(0)
-                if (builder.root().hex(), digest) != (head.root_hash, head.last_hash):
-                    return broken(
-                        checked,
-                        f"the first {head.tree_size} events differ from the checkpoint of "
-                        f"{head.created_at}: the log was rewritten since",
-                    )
-        if progress is not None and checked % _CHUNK == 0:
-            progress(_CHUNK)
-    if progress is not None:
-        progress(checked % _CHUNK)
+    # The canonical text is the event's JSON with sorted keys (audit.services): every column but
+    # the sequence and the previous hash, which the hash covers beside it. Rather than parse it,
+    # the text the columns would give before and after its `data` is built and compared. The
+    # loop is written for speed: it is the cost of every verification.
+    quoted = _quoted
+    raw_time: object = None
+    time_json = ""
+    for chunk in _chunks():
+        for row in chunk:
+            (sequence, previous_hash, stored_hash, canonical, action, actor_id, case) = row[:7]
+            if sequence != expected_sequence:
+                return broken(expected_sequence, f"event {expected_sequence} is missing")
+            if previous_hash != expected_previous:
+                return broken(expected_sequence, "previous-hash link does not match event before")
+            digest = sha256(f"{previous_hash}\n{sequence}\n{canonical}".encode()).hexdigest()
+            if digest != stored_hash:
+                return broken(expected_sequence, "hash does not match the event's content")
+            if row[7] != raw_time:  # the events of one transaction share their time
+                raw_time = row[7]
+                time_json = _time_json(raw_time)
+            actor = "null" if actor_id is None else actor_id
+            if not (
+                canonical.startswith(
+                    f'{{"action":{quoted(action)},"actor":{actor},"case":{quoted(case)},"data":'
+                )
+                and canonical.endswith(
+                    f',"recorded_at":{time_json},"request":{quoted(row[8])},"role":'
+                    f'{quoted(row[9])},"target":[{quoted(row[10])},{quoted(row[11])}]}}'
+                )
+            ):
+                return broken(sequence, "the event's columns differ from its hashed content")
+            if row[13] is not None and sequence >= sealed_from:
+                # The last event of a sealed range: the range starts where the one before ended.
+                if row[12] != next_sealed or row[13] != seal(row[12], sequence, digest):
+                    return broken(next_sealed, _UNSEALED)
+                next_sealed = sequence + 1
+            expected_previous = digest
+            expected_sequence += 1
+            checked += 1
+            if builder is not None and (tree or pending):  # past the last checkpoint: no tree
+                builder.add(bytes.fromhex(digest))
+                while pending and pending[0].tree_size == checked:
+                    head = pending.pop(0)
+                    if (builder.root().hex(), digest) != (head.root_hash, head.last_hash):
+                        return broken(
+                            checked,
+                            f"the first {head.tree_size} events differ from the checkpoint of "
+                            f"{head.created_at}: the log was rewritten since",
+                        )
+        if progress is not None:
+            progress(len(chunk))
     last_sequence = expected_sequence - 1
+    if next_sealed <= last_sequence:
+        return broken(next_sealed, _UNSEALED)
     if pending:
         head = pending[0]
         return broken(
@@ -178,5 +183,5 @@ def audit_chain_verify(
             last_sequence + 1,
             f"chain head is at event {chain_head[0]} but the log ends at event {last_sequence}",
         )
-    root = builder.root().hex() if builder is not None else ""
+    root = builder.root().hex() if builder is not None and tree else ""
     return VerifyResult(checked, last_sequence, expected_previous, None, root)

@@ -147,7 +147,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's model backend, refusing auditors every add, change and delete permission
+    "scs_cases.auth.AuditorsReadOnlyBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row
@@ -305,6 +306,12 @@ CELERY_BEAT_SCHEDULE = {
     "audit-exports-redrive": {
         "task": "audit.tasks.audit_exports_redrive_task",
         "schedule": float(os.environ.get("SCS_AUDIT_EXPORT_REDRIVE_SECONDS", "300")),
+    },
+    # Every day at 03:30: verifies the whole audit log against its signed checkpoints and keeps
+    # the result for the auditors' integrity page (audit.integrity).
+    "audit-integrity-check": {
+        "task": "audit.tasks.audit_integrity_check_daily_task",
+        "schedule": crontab(minute="30", hour="3"),
     },
     # Mondays at 09:00: tells administrators when next year's working-day schedule is missing.
     "objections-calendar-reminder": {

@@ -24,5 +24,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("audit/public-key.pem", public_key_view, name="audit-public-key"),
+    path("audit/", include("audit.urls", namespace="audit")),
     path("admin/", admin.site.urls),
 ]

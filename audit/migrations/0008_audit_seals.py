@@ -1,5 +1,5 @@
-"""The application's seal on each audit event (audit.services.seal), append-only; the start of
-the seals is the event after the log's head when this runs, itself sealed."""
+"""The application's seal on the events of each transaction (audit.services.seal), append-only;
+the start of the seals is the event after the log's head when this runs, itself sealed."""
 
 from django.db import migrations, models
 
@@ -48,7 +48,8 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="AuditEventSeal",
             fields=[
-                ("sequence", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("last_sequence", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("first_sequence", models.BigIntegerField(unique=True)),
                 ("mac", models.CharField(max_length=64)),
             ],
         ),

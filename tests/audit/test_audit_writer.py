@@ -54,7 +54,7 @@ def test_a_transaction_writes_its_events_in_one_statement_after_every_other():
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     # the append, then only the application's seals on what it appended (they lock nothing else)
     assert [sql for sql in statements if "audit_append" in sql] == statements[-3:-2]
-    assert statements[-2].startswith("SELECT sequence, hash FROM audit_auditevent")
+    assert statements[-2].startswith("SELECT sequence, hash FROM audit_auditchainhead")
     assert statements[-1].startswith("INSERT INTO audit_auditeventseal")
     assert actions_after(start) == ["test.first", "test.second", "test.third"]
     assert head_sequence() == start + 3

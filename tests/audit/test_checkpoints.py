@@ -25,7 +25,13 @@ from audit.checkpoints import (
     key_id,
     public_key,
 )
-from audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.models import (
+    GENESIS_HASH,
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditEventSeal,
+)
 from audit.services import canonical_json, chain_hash, seal
 from tests.audit.test_audit import record_events
 
@@ -171,9 +177,17 @@ def rewrite_from(sequence: int, *, with_seals: bool = True) -> None:
         )
         if with_seals:
             cursor.execute("ALTER TABLE audit_auditeventseal DISABLE TRIGGER USER")
+            digests = {number: digest for _, _, digest, number in updates}
+            ranges = AuditEventSeal.objects.filter(last_sequence__in=digests)
             cursor.executemany(
-                "UPDATE audit_auditeventseal SET mac = %s WHERE sequence = %s",
-                [(seal(number, digest), number) for _, _, digest, number in updates],
+                "UPDATE audit_auditeventseal SET mac = %s WHERE last_sequence = %s",
+                [
+                    (
+                        seal(r.first_sequence, r.last_sequence, digests[r.last_sequence]),
+                        r.last_sequence,
+                    )
+                    for r in ranges
+                ],
             )
         cursor.execute(
             "UPDATE audit_auditchainhead SET previous_hash = %s, hash = %s",

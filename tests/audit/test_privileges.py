@@ -103,8 +103,8 @@ def test_the_application_role_appends_through_audit_append_and_works_its_tables(
     as_app.execute("SELECT sequence, hash FROM audit_auditevent WHERE sequence = %s", [head + 1])
     sequence, event_hash = as_app.fetchone()
     as_app.execute(
-        "INSERT INTO audit_auditeventseal (sequence, mac) VALUES (%s, %s)",
-        [sequence, seal(sequence, event_hash)],
+        "INSERT INTO audit_auditeventseal (last_sequence, first_sequence, mac) VALUES (%s, %s, %s)",
+        [sequence, sequence, seal(sequence, sequence, event_hash)],
     )
     as_app.execute(
         "INSERT INTO objections_calendaroverride (created_at, updated_at, day, working, source) "
