@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import time
 
-from bench import audit_verify, audit_write, case_routing, common, import_records, transparency
+from bench import (
+    audit_export,
+    audit_verify,
+    audit_write,
+    case_routing,
+    common,
+    import_records,
+    read_logging,
+    transparency,
+)
 
 
 def main() -> None:
@@ -15,6 +24,8 @@ def main() -> None:
         audit_write.run(),
         case_routing.run(),
         transparency.run(),
+        read_logging.run(),
+        audit_export.run(),
     ]
     common.summary(results, seconds=time.perf_counter() - started)
 

@@ -36,7 +36,8 @@ _HEADER = """# Benchmarks
 
 Produced by `make bench` (`.venv/bin/python -m bench`, from the repository root). Each benchmark
 can also run alone (`.venv/bin/python -m bench.import_records`, `bench.audit_verify`,
-`bench.audit_write`, `bench.case_routing`, `bench.transparency`) and then replaces only its own
+`bench.audit_write`, `bench.case_routing`, `bench.transparency`, `bench.audit_export`,
+`bench.read_logging`) and then replaces only its own
 section below (notes on a run are kept in the `notes` section). They need PostgreSQL:
 DATABASE_URL (default `postgres://postgres@127.0.0.1:5432/scs_bench`) names a scratch database
 that every benchmark drops and re-creates, so its name must contain `bench`.
@@ -62,6 +63,8 @@ _ORDER = (
     "audit_write",
     "case_routing",
     "transparency",
+    "audit_export",
+    "read_logging",
     "notes",
 )
 _SECTION = re.compile(

@@ -20,6 +20,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
+from audit.reads import CASE_OPENED, read_by_staff, read_record
 from objections.models import Case, CaseDocument, DisputeStatement, PendingApproval
 from objections.selectors import (
     case_clocks,
@@ -348,8 +349,19 @@ class CaseListCreateApi(APIView):
 class CaseDetailApi(APIView):
     @extend_schema(responses=CaseDetailOutput)
     def get(self, request: Request, reference: str) -> Response:
-        case = case_get_for_user(user=_user(request), reference=reference)
-        return Response(CaseDetailOutput(case, context={"user": _user(request)}).data)
+        user = _user(request)
+        case = case_get_for_user(user=user, reference=reference)
+        body = CaseDetailOutput(case, context={"user": user}).data
+        if read_by_staff(user):
+            # Once the page is built and before it leaves: no record of the read, no page.
+            read_record(
+                actor=user,
+                what=CASE_OPENED,
+                target=case,
+                case_reference=case.reference,
+                ids={"subject": case.subject_id, "record": case.record_id},
+            )
+        return Response(body)
 
 
 class CaseTransitionApi(APIView):
