@@ -340,7 +340,7 @@ def test_a_column_that_differs_from_the_hashed_content_fails(case_bundle, tmp_pa
     events[0]["action"] = "case.withdrawn"
 
     assert verdict(with_events(case_bundle["path"], tmp_path, events), tmp_path) == (
-        f"FAIL: event {events[0]['sequence']}: its action differs from its hashed content"
+        f"FAIL: event {events[0]['sequence']}: its columns differ from its hashed content"
     )
 
 
