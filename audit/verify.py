@@ -74,12 +74,9 @@ def _chunks(*, after: int = 0) -> Iterator[list[tuple[Any, ...]]]:
 
 def _time_json(raw: object) -> str:
     """`recorded_at` as the canonical JSON holds it (quoted), from the database's value or text."""
-    if isinstance(raw, datetime):
-        moment = raw
-    else:
-        moment = datetime.fromisoformat(str(raw))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+    moment = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    if moment.tzinfo is None:  # SQLite keeps UTC without saying so
+        moment = moment.replace(tzinfo=UTC)
     return _quoted(recorded_at_text(moment))
 
 
