@@ -30,15 +30,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 from unittest import mock
 from zoneinfo import ZoneInfo
 
 from tqdm import tqdm
 
 from audit.models import AuditChainHead
-from audit.services import audit_record, audited
 from bench import common
+from bench.audit_verify import ACTION, PER_TRANSACTION, append_via_audit_record
 
 EVENTS = int(os.environ.get("SCS_BENCH_EXPORT_EVENTS") or 1_000_000)
 # The baseline: the least work that touches the same bytes, standard library only.
@@ -50,31 +50,12 @@ with zipfile.ZipFile(sys.argv[1]) as bundle, bundle.open("events.ndjson") as lin
         digest = hashlib.sha256(digest + line).digest()
 print(digest.hex())
 """
-PER_TRANSACTION = 1_000
-ACTION = "record.published"
-TARGET_TYPE = "records.creditrecord"
 DATA_DIR = common.WORK_DIR / "export-data"
 VERIFIER = Path("audit/verifier/verify_bundle.py")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHILD_FLAG = "--export-as"
 
 T = TypeVar("T")
-
-
-def _append(count: int, bar: tqdm[NoReturn]) -> float:
-    with common.stopwatch() as elapsed:
-        for start in range(1, count + 1, PER_TRANSACTION):
-            with audited():
-                for record in range(start, min(start + PER_TRANSACTION, count + 1)):
-                    audit_record(
-                        actor=None,
-                        action=ACTION,
-                        target_type=TARGET_TYPE,
-                        target_id=record,
-                        data={"record": record, "status": "published"},
-                    )
-            bar.update(min(PER_TRANSACTION, count + 1 - start))
-    return elapsed[0]
 
 
 def _max_rss_mib(kib: int) -> str:
@@ -195,7 +176,7 @@ def run() -> common.Result:
         "transaction"
     )
     with tqdm(total=EVENTS, unit="event", desc="append", mininterval=2) as bar:
-        append_seconds = _append(EVENTS, bar)
+        append_seconds = append_via_audit_record(bar, EVENTS)
     if AuditChainHead.objects.get(pk=1).sequence != EVENTS:
         raise common.BenchError("the chain head is not at the last appended event")
     auditor = User.objects.create_user(username="bench-auditor")

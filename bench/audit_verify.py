@@ -39,11 +39,13 @@ _BARE_SELECT = (
 VERIFY_COMMAND = f"{common.PYTHON} manage.py audit_verify --no-progress"
 
 
-def _append_via_audit_record(bar: tqdm[NoReturn]) -> float:
+def append_via_audit_record(bar: tqdm[NoReturn], count: int = EVENTS) -> float:
+    """Append `count` events through the one writer, PER_TRANSACTION per audited() block (also
+    the export benchmark's events)."""
     with common.stopwatch() as elapsed:
-        for start in range(1, EVENTS + 1, PER_TRANSACTION):
+        for start in range(1, count + 1, PER_TRANSACTION):
             with audited():
-                for record in range(start, min(start + PER_TRANSACTION, EVENTS + 1)):
+                for record in range(start, min(start + PER_TRANSACTION, count + 1)):
                     audit_record(
                         actor=None,
                         action=ACTION,
@@ -51,7 +53,7 @@ def _append_via_audit_record(bar: tqdm[NoReturn]) -> float:
                         target_id=record,
                         data={"record": record, "status": "published"},
                     )
-            bar.update(min(PER_TRANSACTION, EVENTS + 1 - start))
+            bar.update(min(PER_TRANSACTION, count + 1 - start))
     return elapsed[0]
 
 
@@ -83,7 +85,7 @@ def run() -> common.Result:
         "transaction"
     )
     with tqdm(total=EVENTS, unit="event", desc="append", mininterval=2) as bar:
-        record_seconds = _append_via_audit_record(bar)
+        record_seconds = append_via_audit_record(bar)
     head_sequence, head_hash = AuditChainHead.objects.values_list("sequence", "hash").get(pk=1)
     if head_sequence != EVENTS:
         raise common.BenchError(f"the chain head is at {head_sequence}, expected {EVENTS}")

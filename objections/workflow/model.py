@@ -9,22 +9,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
-ROLES: Final = frozenset(
-    {
-        "citizen",
-        "caseworker",
-        "supervisor",
-        "agency_caseworker",
-        "agency_supervisor",
-        "drc_caseworker",
-        "drc_supervisor",
-        "pboc_branch_caseworker",
-        "pboc_branch_supervisor",
-        "auditor",
-        "administrator",
-        "system",
-    }
-)
 EFFECTS: Final = frozenset(
     {
         "mark_record",
@@ -59,6 +43,7 @@ STAFF_ROLES: Final = frozenset(
         "pboc_branch_supervisor",
     }
 )
+ROLES: Final = STAFF_ROLES | {"citizen", "auditor", "administrator", "system"}
 # The agency that is responsible for a case (its `caseworker` and `supervisor`).
 RESPONSIBLE: Final = frozenset({"credit_centre", "record_agency"})
 # `deletion`: started by the providing unit, not the subject (Shanghai Regulations Art 37).

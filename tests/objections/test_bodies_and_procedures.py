@@ -21,6 +21,7 @@ from tests.clock import SHANGHAI
 from tests.factories import UserFactory, registry_record
 from tests.objections.conftest import World, case_snapshot
 from tests.objections.test_case_api import api, file_case, filing, transition
+from tests.objections.test_case_services import file_objection
 
 pytestmark = pytest.mark.django_db
 
@@ -129,24 +130,11 @@ def test_a_national_penalty_follows_credit_china_and_a_credit_report_pbocs(
     world: World, time_machine: TimeMachineFixture
 ):
     on(time_machine, date(2026, 6, 1))
-    penalty = case_file(
-        actor=world.citizen,
-        record=world.cn_record,
-        kind="objection",
-        grounds="inaccurate",
-        statement="处罚对象错误",
-        requested_remedy="delete",
-    )
-    reporting = case_file(
-        actor=world.citizen,
-        record=world.cn_credit_record,
-        kind="objection",
-        grounds="inaccurate",
-        statement="贷款已按期归还",
-        requested_remedy="correct",
-    )
 
-    penalty, reporting = (case_route(case_id=c.pk) for c in (penalty, reporting))
+    penalty, reporting = (
+        case_route(case_id=file_objection(world, record).pk)
+        for record in (world.cn_record, world.cn_credit_record)
+    )
 
     assert (penalty.workflow.key, penalty.responsible_agency.code) == (
         "credit-china-objection",
