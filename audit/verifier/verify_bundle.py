@@ -289,7 +289,7 @@ def check_event(event: dict[str, Any], number: int) -> int:
         after = (
             f',"recorded_at":{_quoted(event["recorded_at"])},"request":'
             f'{_quoted(event["request_id"])},"role":{_quoted(event["actor_role"])},"target":['
-            f'{_quoted(event["target_type"])},{_quoted(event["target_id"])}]}}'
+            f"{_quoted(event['target_type'])},{_quoted(event['target_id'])}]}}"
         )
     except TypeError:
         raise Failure(f"event {sequence}: a column is not text") from None
