@@ -109,6 +109,15 @@ def _fresh_working_calendar() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_figures_cache() -> None:
+    # The latest figures are parsed once per process, keyed by the publication's id; a rolled
+    # back test's ids come round again on SQLite, so each test starts without them.
+    from transparency.selectors import publication_cache_reset
+
+    publication_cache_reset()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # PBKDF2's deliberate slowness only slows the suite down; logins still go through hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]

@@ -18,6 +18,12 @@ BY = ("jurisdiction", "agency", "category")
 _parsed: dict[int, Publication] = {}
 
 
+def publication_cache_reset() -> None:
+    """Forget the parsed figures (tests: a rolled-back publication's id comes round again on
+    SQLite)."""
+    _parsed.clear()
+
+
 def publication_latest(*, oversight: bool = False) -> Publication | None:
     """The latest figures; the oversight report is read only when asked for (the public pages
     never need it)."""
