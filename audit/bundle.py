@@ -7,8 +7,9 @@ Format "scs-cases audit export v1", every member written as a stream (constant m
   action, target_type, target_id, case_reference, request_id, canonical (the exact text that was
   hashed), previous_hash and hash.
 - `events.csv`: the same columns under a header row, each cell passed through
-  `records.content.export_cell` (a cell starting with = + - @ tab or CR gets a leading
-  apostrophe), for reading in a spreadsheet. The verifier checks it agrees with events.ndjson.
+  `records.content.export_cell` (a cell starting with = + - @ tab, CR or an apostrophe gets a
+  leading apostrophe), for reading in a spreadsheet. The verifier checks it agrees with
+  events.ndjson.
 - `checkpoint.json`: the signed tree head the export is checked against
   (`audit.checkpoints.SignedHead`, as its `as_line()` writes it); every exported event is in it.
 - `checkpoints.json`: {"tree_size": N, "checkpoints": [...]}: every stored checkpoint older than

@@ -355,8 +355,13 @@ def record_content_hash(record: CreditRecord) -> str:
 
 def export_cell(value: object) -> str:
     """Text for a CSV or spreadsheet cell: one that begins like a formula is prefixed with an
-    apostrophe, so it is shown as text and never evaluated. The stored value is unchanged."""
+    apostrophe, so it is shown as text and never evaluated. One that begins with an apostrophe
+    gets another, so that the cell reads back unambiguously (drop one leading apostrophe). The
+    stored value is unchanged."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_LEADING):
+    if text.startswith(_NEUTRALISED):
         return "'" + text
     return text
+
+
+_NEUTRALISED = (*FORMULA_LEADING, "'")

@@ -100,7 +100,7 @@ def statement(head: dict[str, Any]) -> bytes:
 def neutralised(value: object) -> str:
     """A cell as events.csv holds it (records.content.export_cell)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_LEADING) else text
+    return "'" + text if text.startswith((*FORMULA_LEADING, "'")) else text
 
 
 def _hash(text: object, what: str) -> bytes:
