@@ -6,9 +6,11 @@ Who, what and when, by id only: the applicant's own reads, and requests that sho
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
+from time_machine import TimeMachineFixture
 
 from accounts.models import User
 from audit.models import AuditEvent
@@ -17,6 +19,7 @@ from objections.models import Case
 from objections.services import case_file, case_route
 from records.crypto import identifier_decrypt
 from records.identifiers import mask_identifier
+from tests.clock import SHANGHAI
 from tests.conftest import head_sequence
 from tests.objections import conftest as case_conftest
 from tests.objections.conftest import World
@@ -62,10 +65,13 @@ def events_after(sequence: int) -> list[AuditEvent]:
         ("auditor", "auditor"),
     ],
 )
-def test_staff_opening_a_case_writes_one_read_event(world: World, case: Case, who: str, role: str):
+def test_staff_opening_a_case_writes_one_read_event(
+    world: World, case: Case, who: str, role: str, time_machine: TimeMachineFixture
+):
     reader = User.objects.get(pk=getattr(world, who).pk)
     since = head_sequence()
-    before = timezone.now()
+    before = datetime(2026, 6, 15, 10, tzinfo=SHANGHAI)
+    time_machine.move_to(before, tick=False)
 
     response = api(reader).get(f"{CASES}{case.reference}/", headers={"x-request-id": "req-read-1"})
 
