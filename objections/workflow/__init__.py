@@ -1,7 +1,9 @@
 """The workflow engine: parse, validate and query a workflow definition.
 
 A package along its seams: `model` (the vocabulary, the definition and its queries), `parsing`
-(reading YAML and typed fields), `rules` (the legal rule checks), `canonical` (the stored form).
+(reading YAML, the states, transitions and timers, and the built-in files), `fields` (typed
+fields), `sections` (guards, bodies, documents, appeal), `rules` (the legal rule checks),
+`canonical` (the stored form).
 
 Workflows are data (docs/architecture.md): one YAML file per jurisdiction and case kind in
 `objections/workflows/`, the same text stored as versioned rows. This module is pure on purpose

@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
 
 import yaml
 
+from objections.workflow.fields import (
+    _element,
+    _fields,
+    _flag,
+    _names,
+    _source,
+    _text,
+    _whole,
+)
 from objections.workflow.model import (
     _KEY,
     _NAME,
@@ -17,17 +25,10 @@ from objections.workflow.model import (
     EXPIRY_ACTIONS,
     OUTCOMES,
     RESPONSIBLE,
-    SEVERITIES,
-    STAFF_ROLES,
     UNITS,
     WORKFLOWS_DIR,
-    Appeal,
-    Body,
     Definition,
     DefinitionError,
-    Document,
-    GuardScalar,
-    GuardValue,
     LegalSource,
     State,
     Timer,
@@ -40,6 +41,7 @@ from objections.workflow.rules import (
     _check_timers,
     _check_wait_guard,
 )
+from objections.workflow.sections import _parse_extras, _parse_guards
 
 # --- reading YAML -------------------------------------------------------------------------------
 
@@ -95,9 +97,6 @@ _TOP_OPTIONAL = (
     "documents",
     "appeal",
 )
-_BODY_FIELDS = (("zh", "en"), ("source",))
-_DOCUMENT_FIELDS = (("zh", "en", "source"), ())
-_APPEAL_FIELDS = (("zh", "en", "source"), ())
 _STATE_FIELDS = (("zh", "en"), ("terminal", "untimed"))
 _TRANSITION_FIELDS = (
     ("name", "from", "to", "roles"),
@@ -117,94 +116,6 @@ _TIMER_FIELDS = (
     ("name", "amount", "unit", "starts_on", "on_expiry"),
     ("state", "states", "pausable", "source", "extension_cap", "reminder_at", "cancelled_by"),
 )
-_SOURCE_FIELDS = (("citation", "verified"), ("note",))
-
-
-def _fields(
-    problems: Problems,
-    element: str,
-    raw: object,
-    spec: tuple[tuple[str, ...], tuple[str, ...]],
-) -> dict[str, object] | None:
-    """The mapping `raw` with its known fields, after reporting unknown and missing ones."""
-    required, optional = spec
-    if not isinstance(raw, dict):
-        problems.add(element, "must be a mapping")
-        return None
-    known = set(required) | set(optional)
-    for key in raw:
-        if key not in known:
-            problems.add(element, f"unknown field {key!r}")
-    for key in required:
-        if key not in raw:
-            problems.add(element, f"missing field {key!r}")
-    return {key: value for key, value in raw.items() if isinstance(key, str) and key in known}
-
-
-def _text(problems: Problems, element: str, data: Mapping[str, object], key: str) -> str | None:
-    value = data.get(key)
-    if key not in data:
-        return None  # reported as missing already, or optional
-    if not isinstance(value, str) or not value.strip():
-        problems.add(element, f"{key} must be a non-empty string")
-        return None
-    return value
-
-
-def _flag(problems: Problems, element: str, data: Mapping[str, object], key: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        problems.add(element, f"{key} must be true or false")
-        return False
-    return value
-
-
-def _names(
-    problems: Problems,
-    element: str,
-    data: Mapping[str, object],
-    key: str,
-    *,
-    single: bool = False,
-) -> tuple[str, ...]:
-    """A list of strings (or, with `single`, also one string) under `key`; () if absent."""
-    value = data.get(key, [])
-    if single and isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add(element, f"{key} must be a list of names")
-        return ()
-    return tuple(value)
-
-
-def _element(kind: str, plural: str, index: int, body: object) -> str:
-    """How a problem names a list entry: by its name when it has one, else by position."""
-    name = body.get("name") if isinstance(body, dict) else None
-    return f"{kind} {name!r}" if isinstance(name, str) else f"{plural}[{index}]"
-
-
-def _whole(value: object) -> bool:
-    # bool is an int in Python; `amount: true` is a typo, not a number.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _source(problems: Problems, element: str, raw: object) -> LegalSource | None:
-    data = _fields(problems, f"{element}: source", raw, _SOURCE_FIELDS)
-    if data is None:
-        return None
-    citation = _text(problems, f"{element}: source", data, "citation")
-    verified = data.get("verified")
-    if "verified" in data and not isinstance(verified, bool):
-        problems.add(element, "source.verified must be true or false")
-    note = data.get("note", "")
-    if not isinstance(note, str):
-        problems.add(element, "source.note must be a string")
-        note = ""
-    if verified is False and not note.strip():
-        problems.add(element, "an unverified source needs a note saying what is not verified")
-    if citation is None or not isinstance(verified, bool):
-        return None
-    return LegalSource(citation=citation, verified=verified, note=note)
 
 
 def _parse_states(problems: Problems, raw: object) -> dict[str, State]:
@@ -392,163 +303,6 @@ def _parse_timers(problems: Problems, raw: object) -> tuple[list[Timer], set[str
             for state in states
         )
     return timers, named_states
-
-
-def _severity_months(
-    problems: Problems, element: str, value: object, *, minimum: int
-) -> Mapping[str, GuardScalar] | None:
-    if not isinstance(value, dict) or set(value) != set(SEVERITIES):
-        problems.add(element, "value must map each of minor, general, serious to months")
-        return None
-    result: dict[str, GuardScalar] = {}
-    for severity in SEVERITIES:
-        months = value[severity]
-        if not _whole(months) or not isinstance(months, int) or months < minimum:
-            problems.add(element, f"{severity} must be a whole number of months >= {minimum}")
-            return None
-        result[severity] = months
-    return MappingProxyType(result)
-
-
-def _guard_value(problems: Problems, name: str, value: object) -> GuardValue | None:
-    """Check one guard's value against the type the service expects for that guard."""
-    element = f"guard {name!r}"
-    if name == "serious_list_blocks_repair":
-        if not isinstance(value, bool):
-            problems.add(element, "value must be true or false")
-            return None
-        return value
-    if name == "max_reviews":
-        if not _whole(value) or not isinstance(value, int) or value < 1:
-            problems.add(element, "value must be a whole number >= 1")
-            return None
-        return value
-    if name == "min_publication_months_by_severity":
-        return _severity_months(problems, element, value, minimum=0)
-    if name == "max_publication_months_by_severity":
-        return _severity_months(problems, element, value, minimum=1)
-    if name == "penalty_min_publication_months_by_severity":
-        return _severity_months(problems, element, value, minimum=0)
-    if name == "no_new_record_of_same_type":
-        if not isinstance(value, bool):
-            problems.add(element, "value must be true or false")
-            return None
-        return value
-    if name == "wait_for_timer":
-        if (
-            not isinstance(value, dict)
-            or not value
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-        ):
-            problems.add(element, "value must map transition names to timer names")
-            return None
-        return MappingProxyType(dict(value))
-    problems.add(element, f"unknown guard (known: {', '.join(sorted(_GUARDS))})")
-    return None
-
-
-_GUARDS: Final = frozenset(
-    {
-        # Zhejiang Regs Art 32: a subject on a serious-dishonesty list cannot apply for repair.
-        "serious_list_blocks_repair",
-        # Months a record must have been published before repair, per severity tier.
-        "min_publication_months_by_severity",
-        # The same for administrative-penalty information, where it follows other rules than
-        # the rest of the adverse information (Zhejiang: the national tiers).
-        "penalty_min_publication_months_by_severity",
-        # No adverse record of the same category published since the one to repair.
-        "no_new_record_of_same_type",
-        # Months after which publication ends by itself, per severity tier.
-        "max_publication_months_by_severity",
-        # How many times a closed case may be reopened by review.
-        "max_reviews",
-        # transition -> timer in its source state that must have run out before it may be taken
-        # (e.g. a repair is confirmed only after the public notice period).
-        "wait_for_timer",
-    }
-)
-
-
-def _parse_guards(
-    problems: Problems, raw: object
-) -> tuple[dict[str, GuardValue], dict[str, LegalSource]]:
-    guards: dict[str, GuardValue] = {}
-    sources: dict[str, LegalSource] = {}
-    if raw is None:
-        return guards, sources
-    if not isinstance(raw, dict):
-        problems.add("guards", "must be a mapping of guard name to {value, source}")
-        return guards, sources
-    for name, body in raw.items():
-        element = f"guard {name!r}"
-        data = _fields(problems, element, body, (("value", "source"), ()))
-        if data is None or not isinstance(name, str):
-            continue
-        value = _guard_value(problems, name, data["value"]) if "value" in data else None
-        source = _source(problems, element, data["source"]) if "source" in data else None
-        if value is not None and source is not None:
-            guards[name] = value
-            sources[name] = source
-    return guards, sources
-
-
-def _labelled(
-    problems: Problems,
-    what: str,
-    raw: object,
-    spec: tuple[tuple[str, ...], tuple[str, ...]],
-) -> dict[str, tuple[str, str, LegalSource | None]]:
-    """A mapping of name -> {zh, en, source?}: the bodies and the documents of a definition."""
-    found: dict[str, tuple[str, str, LegalSource | None]] = {}
-    if raw is None:
-        return found
-    if not isinstance(raw, dict):
-        problems.add(what, "must be a mapping of name to {zh, en, source}")
-        return found
-    for name, body in raw.items():
-        element = f"{what[:-1]} {name!r}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            problems.add(element, "name must match [a-z][a-z0-9_]*")
-            continue
-        data = _fields(problems, element, body, spec)
-        if data is None:
-            continue
-        label_zh = _text(problems, element, data, "zh")
-        label_en = _text(problems, element, data, "en")
-        source = _source(problems, element, data["source"]) if "source" in data else None
-        if label_zh and label_en and ("source" not in data or source is not None):
-            found[name] = (label_zh, label_en, source)
-    return found
-
-
-def _parse_extras(
-    problems: Problems, top: Mapping[str, object]
-) -> tuple[dict[str, Body], dict[str, Document], Appeal | None]:
-    bodies = {
-        role: Body(role, zh, en, source)
-        for role, (zh, en, source) in _labelled(
-            problems, "bodies", top.get("bodies"), _BODY_FIELDS
-        ).items()
-    }
-    for role in bodies:
-        if role not in STAFF_ROLES:
-            problems.add(f"body {role!r}", "is not a staff role")
-    documents = {
-        key: Document(key, zh, en, source)
-        for key, (zh, en, source) in _labelled(
-            problems, "documents", top.get("documents"), _DOCUMENT_FIELDS
-        ).items()
-        if source is not None
-    }
-    appeal = None
-    if "appeal" in top:
-        data = _fields(problems, "appeal", top["appeal"], _APPEAL_FIELDS) or {}
-        text_zh = _text(problems, "appeal", data, "zh")
-        text_en = _text(problems, "appeal", data, "en")
-        source = _source(problems, "appeal", data["source"]) if "source" in data else None
-        if text_zh and text_en and source:
-            appeal = Appeal(text_zh, text_en, source)
-    return bodies, documents, appeal
 
 
 def validate(data: object, *, origin: str = "<string>") -> Definition:
