@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.db import transaction
 
+from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
 from records.models import Agency
@@ -58,7 +60,17 @@ def user_membership_set(
         target=row,
         data={"before": before, "after": after},
     )
+    if row.is_active and row.agency_id is not None and roles.CASEWORKER in after["roles"]:
+        # Cases routed while the agency had no caseworker are given out once one is there.
+        agency_id = row.agency_id
+        transaction.on_commit(lambda: _unassigned_assign_queue(agency_id))
     return True
+
+
+def _unassigned_assign_queue(agency_id: int) -> None:
+    from objections.tasks import cases_unassigned_assign_task
+
+    cases_unassigned_assign_task.delay(agency_id=agency_id)
 
 
 @audited()

@@ -27,3 +27,9 @@ class MissingFields(DomainError):
 
 class ExtensionRefused(DomainError):
     code = "extension_refused"
+
+
+class AssigneeNotAllowed(DomainError):
+    """Not an active caseworker or supervisor of the agency responsible for the case."""
+
+    code = "assignee_not_allowed"

@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from guardian.models import UserObjectPermissionBase
 
 from records.models import Agency, CatalogueEntry
 from scs_cases.models import BaseModel
@@ -175,6 +176,12 @@ class Case(BaseModel):
                 fields=["responsible_agency", "is_open", "next_due_on"], name="case_queue"
             ),
             models.Index(fields=["state", "routed_at"], name="case_state_routed"),
+            # The dashboard queue: open cases by remaining statutory time, per assignee.
+            models.Index(
+                fields=["assignee", "next_due_on", "id"],
+                condition=Q(is_open=True),
+                name="case_queue_assignee",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -482,3 +489,38 @@ class Notification(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.event} to {self.recipient_id} ({self.status})"
+
+
+class CaseNote(BaseModel):
+    """Something staff wrote on a case: an internal note, kept from the applicant, or a message
+    to the applicant, shown on their case page. The two are never mixed in one list."""
+
+    class Kind(models.TextChoices):
+        INTERNAL = "internal", _("internal note")
+        MESSAGE = "message", _("message to the applicant")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notes")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    text = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["case_id", "id"]
+        indexes = [models.Index(fields=["case", "kind", "id"], name="casenote_case_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.case_id}"
+
+
+class CaseUserObjectPermission(UserObjectPermissionBase):
+    """Direct-foreign-key guardian grants on single cases, where access is truly per object: a
+    case shared with another agency's caseworker for consultation, an auditor's grant. Each
+    grant ends at `expires_at` (none: until revoked). Written only by `objections.services.grants`.
+    """
+
+    content_object = models.ForeignKey(Case, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)

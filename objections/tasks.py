@@ -80,3 +80,13 @@ def calendar_reminder_task() -> int:
     from objections.services.calendars import calendar_reminder_send
 
     return calendar_reminder_send(today=timezone.localdate())
+
+
+@shared_task(acks_late=True, max_retries=5, **RETRY)
+def cases_unassigned_assign_task(agency_id: int) -> int:
+    """Give an agency's unassigned open cases to its caseworkers (one has just joined)."""
+    from objections.services.assignment import cases_unassigned_assign
+    from records.models import Agency
+
+    agency = Agency.objects.filter(pk=agency_id).first()
+    return 0 if agency is None else cases_unassigned_assign(agency=agency)

@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("records.urls", namespace="portal")),
+    path("dashboard/", include("objections.dashboard.urls", namespace="dashboard")),
     path("api/v1/", include("records.api_urls")),
     path("api/v1/", include("objections.api_urls")),
     path("api/v1/", include("transparency.api_urls")),

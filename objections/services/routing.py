@@ -7,16 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts import roles
-from accounts.models import User
 from audit.services import audit_record, audited
 from objections.models import (
     Case,
 )
 from objections.services import clocks
+from objections.services.assignment import least_loaded_caseworker
 from objections.services.definitions import definition_of
 from objections.services.filing import definition_row_in_force
 from objections.services.notifications import notify
@@ -29,16 +27,6 @@ if TYPE_CHECKING:
 
 
 ROUTING_GRACE_SECONDS = 60
-
-
-def _choose_assignee(agency: Agency) -> User | None:
-    """The caseworker of `agency` with the fewest open cases (then the longest-serving)."""
-    return (
-        User.objects.filter(agency=agency, groups__name=roles.CASEWORKER, is_active=True)
-        .annotate(load=Count("cases_assigned", filter=Q(cases_assigned__is_open=True)))
-        .order_by("load", "id")
-        .first()
-    )
 
 
 @audited()
@@ -67,7 +55,7 @@ def case_route(*, case_id: int) -> Case:
     agency = centre or case.record.agency
     case.workflow = row
     case.responsible_agency = agency
-    case.assignee = _choose_assignee(agency)
+    case.assignee = least_loaded_caseworker(agency.pk)
     case.state = definition.initial
     case.routed_at = timezone.now()
     today = timezone.localdate()

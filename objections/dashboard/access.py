@@ -1,0 +1,57 @@
+"""Who may open the dashboard: staff who passed the second factor (django-otp)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, cast
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django_otp.decorators import otp_required
+
+from accounts import roles
+from accounts.models import User
+
+View = Callable[..., HttpResponse]
+
+# Roles that work in the dashboard. An auditor sees there only the cases granted to them.
+DASHBOARD_ROLES = frozenset(
+    {roles.CASEWORKER, roles.SUPERVISOR, roles.ADMINISTRATOR, roles.AUDITOR}
+)
+
+
+def is_dashboard_user(user: User) -> bool:
+    return user.is_authenticated and bool(roles.role_names(user) & DASHBOARD_ROLES)
+
+
+def is_supervisor(user: User) -> bool:
+    names = roles.role_names(user)
+    return roles.SUPERVISOR in names or roles.ADMINISTRATOR in names
+
+
+def dashboard_page(view: View) -> View:
+    """Login required; a 404 for anyone who is not staff; then the second factor."""
+
+    verified = otp_required(view)
+
+    @login_required
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_dashboard_user(cast("User", request.user)):
+            raise Http404("No such page.")
+        return verified(request, *args, **kwargs)
+
+    return checked
+
+
+def supervisor_page(view: View) -> View:
+    """As `dashboard_page`, and a 404 for anyone but supervisors and administrators."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_supervisor(cast("User", request.user)):
+            raise Http404("No such page.")
+        return view(request, *args, **kwargs)
+
+    return dashboard_page(checked)

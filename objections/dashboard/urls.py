@@ -1,0 +1,13 @@
+from django.urls import path
+
+from objections.dashboard import case_page, queue, supervision
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", queue.queue, name="queue"),
+    path("assign/", queue.bulk_assign, name="bulk_assign"),
+    path("cases/<str:reference>/", case_page.case_detail, name="case"),
+    path("cases/<str:reference>/act/", case_page.case_act, name="case_act"),
+    path("supervision/", supervision.overview, name="supervision"),
+]

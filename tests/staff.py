@@ -1,0 +1,24 @@
+"""Signing staff in for tests: a confirmed TOTP device and a session that passed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+def staff_device(user: Any) -> TOTPDevice:
+    """The user's confirmed TOTP device, created on first use."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+
+
+def staff_login(client: Any, user: Any) -> TOTPDevice:
+    """Sign `user` in on the test client as if they had entered a valid code."""
+    device = staff_device(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
