@@ -1,6 +1,6 @@
 from django.urls import path
 
-from objections import apis
+from objections import apis, queue_apis, supervision_apis
 
 urlpatterns = [
     path("import-conflicts/", apis.ImportConflictListApi.as_view(), name="api-import-conflicts"),
@@ -9,6 +9,8 @@ urlpatterns = [
         apis.ImportConflictResolveApi.as_view(),
         name="api-import-conflict-resolve",
     ),
+    path("queue/", queue_apis.QueueApi.as_view(), name="api-queue"),
+    path("queue/assign/", queue_apis.QueueAssignApi.as_view(), name="api-queue-assign"),
     path("cases/", apis.CaseListCreateApi.as_view(), name="api-cases"),
     path("cases/<str:reference>/", apis.CaseDetailApi.as_view(), name="api-case"),
     path(
@@ -25,5 +27,11 @@ urlpatterns = [
         "cases/<str:reference>/approvals/<int:approval_id>/",
         apis.CaseApprovalApi.as_view(),
         name="api-case-approval",
+    ),
+    path("supervision/", supervision_apis.SupervisionApi.as_view(), name="api-supervision"),
+    path(
+        "escalations/<int:escalation_id>/handle/",
+        supervision_apis.EscalationHandleApi.as_view(),
+        name="api-escalation-handle",
     ),
 ]

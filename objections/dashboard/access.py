@@ -9,6 +9,10 @@ from typing import Any, cast
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django_otp.decorators import otp_required
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from accounts import roles
 from accounts.models import User
@@ -55,3 +59,30 @@ def supervisor_page(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return dashboard_page(checked)
+
+
+class DashboardApi(BasePermission):
+    """The dashboard's API: staff only (anyone else: 404, as for the pages). A browser session
+    must have passed the second factor; an API token is its own credential."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = cast("User", request.user)
+        if not user.is_authenticated:
+            return False
+        if not is_dashboard_user(user):
+            raise NotFound()
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            verified = getattr(user, "is_verified", None)
+            if verified is None or not verified():
+                raise PermissionDenied(
+                    "Pass the second factor (/accounts/second-factor/) to use the dashboard."
+                )
+        return True
+
+
+class SupervisorApi(DashboardApi):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        allowed = super().has_permission(request, view)
+        if allowed and not is_supervisor(cast("User", request.user)):
+            raise NotFound()
+        return allowed

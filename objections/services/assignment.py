@@ -14,7 +14,7 @@ from django.db.models import Count, Q
 from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
-from objections.exceptions import AssigneeNotAllowed, CaseConflict
+from objections.exceptions import AssigneeNotAllowed, CaseConflict, RoleNotAllowed
 from objections.models import Case
 from records.models import Agency
 
@@ -44,6 +44,21 @@ def _check_assignee(case: Case, assignee: User | None) -> None:
         raise AssigneeNotAllowed(f"{assignee.get_username()} is not a caseworker.")
 
 
+def _check_actor(case: Case, actor: User, assignee: User | None) -> None:
+    """Supervisors of the responsible agency (and administrators) assign to anyone who may
+    work the case; a caseworker of that agency may only take an unassigned case themself."""
+    names = roles.role_names(actor)
+    if roles.ADMINISTRATOR in names:
+        return
+    same_agency = actor.agency_id is not None and actor.agency_id == case.responsible_agency_id
+    if roles.SUPERVISOR in names and same_agency:
+        return
+    taking = assignee is not None and assignee.pk == actor.pk and case.assignee_id is None
+    if roles.CASEWORKER in names and same_agency and taking:
+        return
+    raise RoleNotAllowed(f"You may not assign {case.reference}.")
+
+
 @audited()
 def case_assign(
     *,
@@ -62,6 +77,7 @@ def case_assign(
     for case in cases:
         if not case.is_open:
             raise CaseConflict(f"{case.reference} is closed: it is no longer assigned.")
+        _check_actor(case, actor, assignee)
         _check_assignee(case, assignee)
     changed = []
     for case in cases:

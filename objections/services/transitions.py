@@ -130,6 +130,11 @@ def _remedies(definition: workflow.Definition, step: workflow.Transition) -> lis
     return sorted(found)
 
 
+def step_remedies(definition: workflow.Definition, step: workflow.Transition) -> list[str]:
+    """The remedies a decider may choose on this granting step (shown on the case page)."""
+    return _remedies(definition, step)
+
+
 def _decision_checked(
     case: Case, definition: workflow.Definition, step: workflow.Transition, data: TransitionInput
 ) -> TransitionInput:
