@@ -10,4 +10,10 @@ urlpatterns = [
     path("cases/<str:reference>/", case_page.case_detail, name="case"),
     path("cases/<str:reference>/act/", case_page.case_act, name="case_act"),
     path("supervision/", supervision.overview, name="supervision"),
+    path("supervision/reassign/", supervision.reassign, name="supervision_reassign"),
+    path(
+        "supervision/escalations/<int:pk>/handle/",
+        supervision.handle_escalation,
+        name="supervision_escalation_handle",
+    ),
 ]
