@@ -3,16 +3,54 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts import roles
 from accounts.models import User
 from objections import workflow
-from objections.models import Case, Clock, Decision, PendingApproval, WorkflowDefinition
+from objections.models import (
+    Case,
+    CaseUserObjectPermission,
+    Clock,
+    Decision,
+    PendingApproval,
+    WorkflowDefinition,
+)
 from objections.services.definitions import definition_of
 from records.models import Agency, ImportConflict
 from records.selectors import subject_list_for_user
+
+VIEW_PERMISSION = "view_case"
+
+
+def case_granted(user: User) -> Exists:
+    """Cases granted to `user` one by one, while the grant lasts."""
+    now = timezone.now()
+    return Exists(
+        CaseUserObjectPermission.objects.filter(
+            content_object_id=OuterRef("pk"),
+            user_id=user.pk,
+            permission__codename=VIEW_PERMISSION,
+        ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    )
+
+
+def staff_scope(user: User) -> Q | None:
+    """The condition on cases that a member of staff may work; None: every case."""
+    names = roles.role_names(user)
+    if roles.ADMINISTRATOR in names:
+        return None
+    scope = Q(pk__in=[])
+    agency = _agency_of(user)
+    if agency is not None and names & {roles.CASEWORKER, roles.SUPERVISOR}:
+        agency_id, kind, jurisdiction_id = agency
+        scope |= Q(responsible_agency_id=agency_id) | Q(record__agency_id=agency_id)
+        body = _REVIEW_BODIES.get(kind)
+        if body is not None:
+            scope |= Q(jurisdiction_id=jurisdiction_id, workflow_id__in=_workflows_naming(body))
+    return scope
 
 
 def case_list_for_user(*, user: User) -> QuerySet[Case]:
@@ -33,13 +71,11 @@ def case_list_for_user(*, user: User) -> QuerySet[Case]:
         scoped = cases
     else:
         scope = Q(subject__in=subject_list_for_user(user=user).values("pk")) | Q(filed_by=user)
-        agency = _agency_of(user)
-        if (roles.CASEWORKER in names or roles.SUPERVISOR in names) and agency is not None:
-            scope |= Q(responsible_agency_id=user.agency_id) | Q(record__agency_id=user.agency_id)
-            body = _REVIEW_BODIES.get(agency[1])
-            if body is not None:
-                # A reviewing body sees its jurisdiction's cases under workflows it acts in.
-                scope |= Q(jurisdiction_id=agency[2], workflow_id__in=_workflows_naming(body))
+        staff = staff_scope(user)
+        if staff is not None:
+            scope |= staff
+        if names & {roles.CASEWORKER, roles.SUPERVISOR}:
+            scope |= Q(case_granted(user))
         scoped = cases.filter(scope)
     return scoped.order_by("-is_open", "next_due_on", "id")
 

@@ -10,21 +10,20 @@ an auditor's time-limited grant). Administrators see every case. Everything else
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import date
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models import Prefetch, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import get_language as translation_language
 from django.utils.translation import gettext_lazy as _
 
-from accounts import roles
 from accounts.models import User
-from objections.models import Case, CaseUserObjectPermission, Clock
-from objections.selectors import _REVIEW_BODIES, _agency_of, _workflows_naming
+from objections.models import Case, Clock
+from objections.selectors import case_granted, staff_scope
 from records.crypto import identifier_hash
 from records.identifiers import InvalidIdentifier, normalise_identifier, validate_identifier
 from records.models import Subject
@@ -32,35 +31,6 @@ from scs_cases.pagination import Key
 
 NO_DEADLINE = date(9999, 12, 31)
 QUEUE_KEYS = (Key("due_key"), Key("id"))
-VIEW_PERMISSION = "view_case"
-
-
-def _granted(user: User) -> Exists:
-    """Cases granted to `user` one by one, while the grant lasts."""
-    now = timezone.now()
-    return Exists(
-        CaseUserObjectPermission.objects.filter(
-            content_object_id=OuterRef("pk"),
-            user_id=user.pk,
-            permission__codename=VIEW_PERMISSION,
-        ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-    )
-
-
-def staff_scope(user: User) -> Q | None:
-    """The condition on cases that a member of staff may work; None: every case."""
-    names = roles.role_names(user)
-    if roles.ADMINISTRATOR in names:
-        return None
-    scope = Q(pk__in=[])
-    agency = _agency_of(user)
-    if agency is not None and names & {roles.CASEWORKER, roles.SUPERVISOR}:
-        agency_id, kind, jurisdiction_id = agency
-        scope |= Q(responsible_agency_id=agency_id) | Q(record__agency_id=agency_id)
-        body = _REVIEW_BODIES.get(kind)
-        if body is not None:
-            scope |= Q(jurisdiction_id=jurisdiction_id, workflow_id__in=_workflows_naming(body))
-    return scope
 
 
 def _badge_clocks() -> Prefetch[Any]:
@@ -81,7 +51,7 @@ def staff_case_list(*, user: User) -> QuerySet[Case]:
     scope = staff_scope(user)
     if scope is None:
         return cases
-    return cases.filter(scope | Q(_granted(user)))
+    return cases.filter(scope | Q(case_granted(user)))
 
 
 def staff_case_get(*, user: User, reference: str) -> Case:

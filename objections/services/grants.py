@@ -12,9 +12,9 @@ from guardian.shortcuts import assign_perm, remove_perm
 from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
-from objections.dashboard.selectors import VIEW_PERMISSION
 from objections.exceptions import MissingFields, RoleNotAllowed
 from objections.models import Case, CaseUserObjectPermission
+from objections.selectors import VIEW_PERMISSION
 
 PERMISSION = f"objections.{VIEW_PERMISSION}"
 
