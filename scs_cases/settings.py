@@ -74,7 +74,8 @@ AUDIT_CHECKPOINT_EMAILS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, on a site that asks staff for the second factor (scs_cases.admin_site)
+    "scs_cases.admin_site.SecondFactorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -105,6 +106,8 @@ MIDDLEWARE = [
     # request.user.is_verified(): whether this session passed the staff second factor
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Session time limits (SCS_*_SECONDS below): after the user, django-otp and messages.
+    "accounts.middleware.SessionLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestIdMiddleware",
 ]
@@ -168,6 +171,15 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:records"
 LOGOUT_REDIRECT_URL = "home"
+
+# Staff second factor (django-otp): where otp_required sends a session that has not passed it,
+# and the issuer an authenticator app shows beside the account.
+OTP_LOGIN_URL = "second_factor"
+OTP_TOTP_ISSUER = "scs-cases"
+# Session limits (accounts.middleware), in seconds: staff idle and from sign-in; citizens idle.
+SCS_STAFF_IDLE_SECONDS = int(os.environ.get("SCS_STAFF_IDLE_SECONDS", "1800"))
+SCS_STAFF_ABSOLUTE_SECONDS = int(os.environ.get("SCS_STAFF_ABSOLUTE_SECONDS", "43200"))
+SCS_CITIZEN_IDLE_SECONDS = int(os.environ.get("SCS_CITIZEN_IDLE_SECONDS", "7200"))
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]

@@ -9,11 +9,8 @@ from audit.views import public_key_view
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    # login (staff go on to the second factor), second_factor, recovery_codes
+    path("accounts/", include("accounts.urls")),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("records.urls", namespace="portal")),
     path("dashboard/", include("objections.dashboard.urls", namespace="dashboard")),

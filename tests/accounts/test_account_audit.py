@@ -9,6 +9,7 @@ from accounts.models import User
 from audit.models import AuditEvent
 from records.models import Agency
 from tests.factories import AgencyFactory, JurisdictionFactory, UserFactory
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def test_making_a_citizen_a_caseworker_in_the_admin_is_audited_with_before_and_a
         code="zhejiang-market", jurisdiction=JurisdictionFactory(code="zhejiang")
     )
     caseworker = Group.objects.get_or_create(name="caseworker")[0]
-    client.force_login(admin)
+    staff_login(client, admin)
     before = AuditEvent.objects.filter(action="user.membership_set").count()
 
     # when the administrator changes the citizen's roles and agency

@@ -33,6 +33,7 @@ from tests.factories import AgencyFactory, UserFactory
 from tests.objections import conftest as objections_conftest
 from tests.objections.conftest import World, case_snapshot
 from tests.objections.test_case_api import file_case, filing, transition
+from tests.staff import staff_login
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -521,7 +522,8 @@ def test_an_auditor_in_the_admin_cannot_change_an_agency():
     auditor = UserFactory(role="auditor", is_staff=True)
     auditor.user_permissions.set(Permission.objects.filter(content_type__app_label="records"))
     agency = AgencyFactory(code="a-1", name_zh="机构", name_en="Agency")
-    client = signed_in(auditor)
+    client = Client(headers={"accept-language": "en"})
+    staff_login(client, auditor)
 
     page = client.get(f"/admin/records/agency/{agency.pk}/change/")
     posted = client.post(

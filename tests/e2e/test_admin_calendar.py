@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -12,9 +13,11 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 from time_machine import TimeMachineFixture
 
+from accounts.models import User
 from objections.models import CalendarYear
 from tests.conftest import FLUSHABLE_APPS
-from tests.e2e.conftest import DEMO_PASSWORDS, BrowserLog, Demo, screenshot
+from tests.e2e.conftest import DEMO_PASSWORDS, BrowserLog, Demo, gettext_for, screenshot
+from tests.staff import staff_device, totp_token
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,12 +50,20 @@ def test_in_november_the_admin_warns_and_refuses_an_incomplete_year_with_the_lis
     # given mid-November 2026, with no 2027 schedule entered
     time_machine.move_to(datetime(2026, 11, 16, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
 
-    # when the administrator signs in to the admin
+    # when the administrator signs in to the admin, with the code their authenticator app shows
+    device = staff_device(User.objects.get(username="admin"))
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", DEMO_PASSWORDS["admin"])
     with page.expect_navigation():
         page.click("input[type=submit]")
+    expect(page).to_have_url(re.compile(r"/accounts/second-factor/\?next=/admin/$"))
+    form = page.locator("main form")
+    label = gettext_for(page, "Code from your authenticator app, or a recovery code")
+    form.get_by_label(label, exact=True).fill(totp_token(device))
+    with page.expect_navigation():
+        form.get_by_role("button", name=gettext_for(page, "Continue"), exact=True).click()
+    expect(page).to_have_url(f"{live_server.url}/admin/")
 
     # then the banner says what is missing and how to enter it
     banner = page.get_by_test_id("calendar-warning")

@@ -33,6 +33,7 @@ from records.models import Agency, CreditRecord
 from scs_cases.celery import app as celery_app
 from tests.factories import UserFactory
 from tests.objections.conftest import World
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -247,7 +248,7 @@ def test_marking_a_year_complete_with_days_missing_is_refused_with_the_list() ->
 
 def test_the_admin_form_lists_what_is_missing_and_saves_nothing(client) -> None:
     admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    staff_login(client, admin)
 
     response = client.post(
         "/admin/objections/calendaryear/add/", {"year": "2027", "source": NOTICE}
@@ -264,7 +265,7 @@ def test_the_admin_form_lists_what_is_missing_and_saves_nothing(client) -> None:
 
 def test_admin_calendar_edits_are_audited_with_before_and_after(client) -> None:
     admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    staff_login(client, admin)
 
     added = client.post(
         "/admin/objections/calendaroverride/add/",
@@ -406,7 +407,7 @@ def test_the_warning_appears_from_1_november_and_not_before(
     # given no 2027 schedule
     time_machine.move_to(at(today), tick=False)
     admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    staff_login(client, admin)
 
     # when
     messages = calendar_schedule_check()
@@ -453,7 +454,7 @@ def test_administrators_get_one_reminder_a_week() -> None:
 @pytest.mark.parametrize("year", ["1800", "30000"])
 def test_a_year_outside_the_platforms_range_is_a_form_error_not_a_crash(client, year: str):
     admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    staff_login(client, admin)
 
     response = client.post("/admin/objections/calendaryear/add/", {"year": year, "source": NOTICE})
 

@@ -8,13 +8,14 @@ from audit.models import AuditEvent
 from records.models import CreditRecordVersion, SubjectUserObjectPermission
 from records.selectors import subject_list_for_user
 from tests.factories import SubjectFactory, UserFactory
+from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
 
 
 def admin_client(client):
     admin = UserFactory(username="admin", role="administrator", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    staff_login(client, admin)
     return client, admin
 
 
