@@ -7,3 +7,4 @@ class ObjectionsConfig(AppConfig):
 
     def ready(self) -> None:
         from objections import checks  # noqa: F401  (registers the system checks)
+        from objections.dashboard import access  # noqa: F401  (the dashboard link at sign-in)

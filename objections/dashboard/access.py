@@ -7,6 +7,8 @@ from functools import wraps
 from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse
 from django_otp.decorators import otp_required
 from rest_framework.authentication import SessionAuthentication
@@ -86,3 +88,15 @@ class SupervisorApi(DashboardApi):
         if allowed and not is_supervisor(cast("User", request.user)):
             raise NotFound()
         return allowed
+
+
+DASHBOARD_SESSION_KEY = "scs_dashboard"
+
+
+@receiver(user_logged_in, dispatch_uid="objections.remember_dashboard")
+def remember_dashboard(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Keep in the session whether the user works in the dashboard, so that the navigation
+    offers the link without a query on every page. Only the link depends on it: the pages
+    check the role themselves on every request."""
+    if request is not None and hasattr(request, "session"):
+        request.session[DASHBOARD_SESSION_KEY] = is_dashboard_user(user)

@@ -4,13 +4,14 @@ log, notes kept apart from messages, and exactly the steps this user may take no
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -29,7 +30,13 @@ from objections.exceptions import (
     RoleNotAllowed,
     TransitionNotAvailable,
 )
-from objections.models import Case, CaseDocument, CaseNote, PendingApproval
+from objections.models import (
+    Case,
+    CaseDocument,
+    CaseNote,
+    CaseUserObjectPermission,
+    PendingApproval,
+)
 from objections.selectors import (
     case_clocks,
     case_pending_approval,
@@ -39,12 +46,14 @@ from objections.selectors import (
 )
 from objections.services import TransitionInput, case_approval_decide, case_transition
 from objections.services.definitions import definition_of
+from objections.services.grants import case_access_grant, case_access_revoke
 from objections.services.notes import case_note_add
 from objections.services.transitions import step_remedies
 from records.content import CORRECTABLE_FIELDS, DATE_FIELDS
 from records.services import subject_identifier_reveal
 
 TIMELINE_LIMIT = 500
+MAX_SHARE_DAYS = 90
 ACTION_ERRORS = (
     CaseConflict,
     ExtensionRefused,
@@ -78,6 +87,15 @@ def may_reveal(user: User, case: Case) -> bool:
     if roles.ADMINISTRATOR in roles.role_names(user):
         return True
     return any(role != "citizen" for role in case_roles_for(user=user, case=case))
+
+
+def may_share(user: User, case: Case) -> bool:
+    """Sharing one case (a consultation, an auditor's grant): its responsible supervisor or an
+    administrator (`case_access_grant` checks it again)."""
+    names = roles.role_names(user)
+    return roles.ADMINISTRATOR in names or (
+        roles.SUPERVISOR in names and user.agency_id == case.responsible_agency_id
+    )
 
 
 def _field_label(name: str) -> str:
@@ -205,6 +223,14 @@ def _context(request: HttpRequest, case: Case, **extra: Any) -> dict[str, Any]:
         "approval": approval,
         "may_decide_approval": approval is not None and approval.requested_by_id != user.pk,
         "may_reveal": may_reveal(user, case),
+        "may_share": may_share(user, case),
+        "grants": list(
+            CaseUserObjectPermission.objects.filter(content_object=case)
+            .select_related("user")
+            .order_by("id")
+        )
+        if may_share(user, case)
+        else [],
         "workflow_key": case.workflow.key if case.workflow else "",
         **extra,
     }
@@ -324,6 +350,31 @@ def case_act(request: HttpRequest, reference: str) -> HttpResponse:
                 text=request.POST.get("text", ""),
             )
             messages.success(request, _("Note kept."))
+            return back
+        if action in ("share", "unshare"):
+            person = User.objects.filter(
+                username=request.POST.get("username", "").strip(), is_active=True
+            ).first()
+            if person is None:
+                raise MissingFields(_("No active user has that name."), fields=["username"])
+            if action == "unshare":
+                case_access_revoke(case=case, user=person, actor=user)
+                messages.success(request, _("Access ended."))
+                return back
+            raw_days = request.POST.get("days", "")
+            if not raw_days.isdigit() or not 1 <= int(raw_days) <= MAX_SHARE_DAYS:
+                raise MissingFields(
+                    _("Give the number of days, from 1 to %(max)d.") % {"max": MAX_SHARE_DAYS},
+                    fields=["days"],
+                )
+            case_access_grant(
+                case=case,
+                user=person,
+                actor=user,
+                reason=request.POST.get("reason", ""),
+                expires_at=timezone.now() + timedelta(days=int(raw_days)),
+            )
+            messages.success(request, _("Shared with %(name)s.") % {"name": person.get_username()})
             return back
         if action == "reveal":
             if not may_reveal(user, case):

@@ -232,3 +232,45 @@ def test_a_step_without_its_reasons_is_refused_and_changes_nothing(client, world
     assert b"action-error" in response.content
     assert case_snapshot(case) == before
     assert step
+
+
+def test_a_supervisor_shares_a_case_for_consultation_and_ends_it(client, world: World):
+    case = shanghai_cases(world, 1)[0]
+    url = reverse("dashboard:case_act", args=[case.reference])
+    consultee = world.zj_caseworker
+    staff_login(client, world.supervisor)
+    response = client.post(
+        url, {"action": "share", "username": consultee.username, "reason": "征求意见", "days": "7"}
+    )
+    assert response.status_code == 302
+    staff_login(client, consultee)
+    assert client.get(reverse("dashboard:case", args=[case.reference])).status_code == 200
+    assert client.post(url, {"action": "share", "username": "x", "reason": "r", "days": "1"})
+    staff_login(client, world.supervisor)
+    client.post(url, {"action": "unshare", "username": consultee.username})
+    staff_login(client, consultee)
+    assert client.get(reverse("dashboard:case", args=[case.reference])).status_code == 404
+    actions = set(
+        AuditEvent.objects.filter(case_reference=case.reference).values_list("action", flat=True)
+    )
+    assert {"case.access_granted", "case.access_revoked"} <= actions
+
+
+def test_a_caseworker_may_not_share_and_a_bad_share_changes_nothing(client, world: World):
+    case = shanghai_cases(world, 1)[0]
+    url = reverse("dashboard:case_act", args=[case.reference])
+    staff_login(client, world.caseworker)
+    before = AuditEvent.objects.count()
+    response = client.post(
+        url,
+        {"action": "share", "username": world.zj_caseworker.username, "reason": "r", "days": "7"},
+    )
+    assert response.status_code == 403
+    staff_login(client, world.supervisor)
+    response = client.post(
+        url,
+        {"action": "share", "username": world.zj_caseworker.username, "reason": "r", "days": "0"},
+    )
+    assert response.status_code == 400
+    assert AuditEvent.objects.filter(action__startswith="case.access").count() == 0
+    assert not AuditEvent.objects.filter(case_reference=case.reference, sequence__gt=before)
