@@ -274,3 +274,36 @@ def test_a_caseworker_may_not_share_and_a_bad_share_changes_nothing(client, worl
     assert response.status_code == 400
     assert AuditEvent.objects.filter(action__startswith="case.access").count() == 0
     assert not AuditEvent.objects.filter(case_reference=case.reference, sequence__gt=before)
+
+
+def test_a_caseworker_joining_an_agency_gets_its_unassigned_cases(
+    world: World, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import Group
+
+    from accounts.services import user_membership_set
+    from objections import tasks
+
+    case = shanghai_cases(world, 1)[0]
+    Case.objects.filter(pk=case.pk).update(assignee=None)
+    for worker in (world.caseworker, world.second_caseworker):
+        worker.groups.clear()  # the centre has no caseworker left
+    monkeypatch.setattr(
+        tasks.cases_unassigned_assign_task,
+        "delay",
+        lambda agency_id: tasks.cases_unassigned_assign_task(agency_id=agency_id),
+    )
+    newcomer = UserFactory(username="sh-new", role="citizen")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_membership_set(
+            user=newcomer,
+            actor=world.supervisor,
+            groups=[Group.objects.get(name="caseworker")],
+            agency=world.caseworker.agency,
+            is_staff=False,
+            is_superuser=False,
+            is_active=True,
+        )
+    assert Case.objects.get(pk=case.pk).assignee == newcomer
+    assigned = AuditEvent.objects.filter(action="case.assigned", case_reference=case.reference)
+    assert assigned.exists()
