@@ -34,4 +34,9 @@ urlpatterns = [
         supervision_apis.EscalationHandleApi.as_view(),
         name="api-escalation-handle",
     ),
+    path(
+        "supervision/series/",
+        supervision_apis.SupervisionSeriesApi.as_view(),
+        name="api-supervision-series",
+    ),
 ]

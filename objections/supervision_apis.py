@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,8 @@ from objections.dashboard.supervision_selectors import (
     cases_at_risk_for_user,
     escalation_get_for_user,
     escalations_for_user,
+    series_for_user,
+    series_range,
     workload_for_user,
 )
 from objections.services.assignment import assignable_users
@@ -160,3 +163,36 @@ class EscalationHandleApi(APIView):
         )
         handled = escalation_get_for_user(user=user, escalation_id=handled.pk)
         return Response(EscalationOutput(handled).data)
+
+
+class SupervisionSeriesApi(APIView):
+    """The charts' figures: per day, the open cases at its end and the running deadlines
+    overdue and at risk on it (the last 90 days by default, at most 366)."""
+
+    permission_classes = [SupervisorApi]
+
+    class RangeInput(serializers.Serializer):
+        start = serializers.DateField(required=False, default=None)
+        end = serializers.DateField(required=False, default=None)
+
+    @extend_schema_serializer(component_name="SupervisionSeries")
+    class Output(serializers.Serializer):
+        days = serializers.ListField(child=serializers.DateField())
+        backlog = serializers.ListField(child=serializers.IntegerField())
+        overdue = serializers.ListField(child=serializers.IntegerField())
+        at_risk = serializers.ListField(child=serializers.IntegerField())
+
+    @extend_schema(
+        operation_id="v1_supervision_series",
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.DATE),
+            OpenApiParameter("end", OpenApiTypes.DATE),
+        ],
+        responses=Output,
+    )
+    def get(self, request: Request) -> Response:
+        chosen = self.RangeInput(data=request.query_params)
+        chosen.is_valid(raise_exception=True)
+        start, end = series_range(**chosen.validated_data)
+        series = series_for_user(user=_user(request), start=start, end=end)
+        return Response(self.Output(series).data)

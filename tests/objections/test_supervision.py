@@ -21,7 +21,7 @@ from objections.dashboard.supervision_selectors import (
 )
 from objections.exceptions import AssigneeNotAllowed
 from objections.models import Case, Clock, Escalation
-from objections.services import clocks_sweep
+from objections.services import TransitionInput, case_transition, clocks_sweep
 from objections.services.escalations import (
     EscalationHandled,
     EscalationInvalid,
@@ -539,3 +539,54 @@ def test_the_api_handles_an_escalation_once(world, scene):
     other = APIClient()
     other.force_authenticate(world.zj_supervisor)
     assert other.post(url, {"action": "acknowledge", "note": "x"}, format="json").status_code == 404
+
+
+def test_the_api_gives_the_charts_series_over_a_chosen_range(world, scene):
+    api = APIClient()
+    api.force_authenticate(world.supervisor)
+    start = scene.today - timedelta(days=2)
+    expected = series_for_user(user=world.supervisor, start=start, end=scene.today)
+
+    response = api.get(f"{API}series/", {"start": start.isoformat()})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "days": [day.isoformat() for day in expected.days],
+        "backlog": expected.backlog,
+        "overdue": expected.overdue,
+        "at_risk": expected.at_risk,
+    }
+    assert len(expected.days) == 3
+
+
+def test_a_paused_clock_stops_counting_from_the_day_its_pause_began(
+    world, administrator, time_machine
+):
+    case = routed(
+        world,
+        world.zj_record,
+        kind="repair",
+        grounds="obligation_fulfilled",
+        requested_remedy="end_publication",
+        correction={},
+    )
+    clock = Clock.objects.get(case=case, status="running")
+    filed_on = timezone.localdate()
+    paused_on = clock.remind_on + timedelta(days=1)
+    assert paused_on <= clock.due_on
+    travel_to(time_machine, paused_on)
+    case_transition(
+        case_id=case.pk,
+        transition="request_material",
+        actor=world.zj_agency_caseworker,
+        data=TransitionInput(material_request="请补充缴款凭证"),
+    )
+    end = clock.due_on + timedelta(days=5)
+    travel_to(time_machine, end)
+
+    series = series_for_user(user=administrator, start=filed_on, end=end)
+
+    assert Clock.objects.get(pk=clock.pk).status == "paused"
+    assert series.at_risk == [1 if clock.remind_on <= day < paused_on else 0 for day in series.days]
+    assert series.overdue == [0] * len(series.days)
+    assert series.backlog == [1] * len(series.days)
