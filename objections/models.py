@@ -209,13 +209,6 @@ class Case(BaseModel):
             models.Index(
                 "kind", _queue_due(), "id", condition=Q(is_open=True), name="case_queue_kind"
             ),
-            models.Index(
-                "jurisdiction",
-                _queue_due(),
-                "id",
-                condition=Q(is_open=True),
-                name="case_queue_jurisdiction",
-            ),
         ]
 
     def __str__(self) -> str:
