@@ -10,6 +10,7 @@ from bench import (
     audit_write,
     case_routing,
     common,
+    dashboard_queue,
     import_records,
     read_logging,
     transparency,
@@ -25,6 +26,7 @@ def main() -> None:
         case_routing.run(),
         transparency.run(),
         read_logging.run(),
+        dashboard_queue.run(),
         audit_export.run(),
     ]
     common.summary(results, seconds=time.perf_counter() - started)

@@ -37,7 +37,7 @@ _HEADER = """# Benchmarks
 Produced by `make bench` (`.venv/bin/python -m bench`, from the repository root). Each benchmark
 can also run alone (`.venv/bin/python -m bench.import_records`, `bench.audit_verify`,
 `bench.audit_write`, `bench.case_routing`, `bench.transparency`, `bench.audit_export`,
-`bench.read_logging`) and then replaces only its own
+`bench.read_logging`, `bench.dashboard_queue`) and then replaces only its own
 section below (notes on a run are kept in the `notes` section). They need PostgreSQL:
 DATABASE_URL (default `postgres://postgres@127.0.0.1:5432/scs_bench`) names a scratch database
 that every benchmark drops and re-creates, so its name must contain `bench`.
@@ -65,6 +65,7 @@ _ORDER = (
     "transparency",
     "audit_export",
     "read_logging",
+    "dashboard_queue",
     "notes",
 )
 _SECTION = re.compile(
