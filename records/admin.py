@@ -1,7 +1,12 @@
+import dataclasses
 from typing import Any, cast
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from records.models import (
@@ -16,27 +21,185 @@ from records.models import (
     SubjectUserObjectPermission,
 )
 from records.services import (
+    AgencyFields,
+    CatalogueEntryFields,
+    JurisdictionFields,
+    agency_create,
+    agency_update,
+    catalogue_entry_create,
+    catalogue_entry_update,
+    jurisdiction_create,
+    jurisdiction_delete,
+    jurisdiction_update,
+    referenced_by,
     subject_access_grant,
     subject_access_revoke,
     subject_dishonesty_flag_set,
 )
 from scs_cases.admin import ReadOnlyAdmin
+from scs_cases.errors import DomainError
+
+
+class ServiceErrorsShown(admin.ModelAdmin):  # type: ignore[type-arg]
+    """An admin whose writes go through audited services. A domain error a service raises after
+    the form was accepted (a row changed meanwhile) is shown as a message on the page it came
+    from, with nothing changed, rather than as a server error."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+            return HttpResponseRedirect(self._change_url(object_id))
+
+    def _change_url(self, object_id: str) -> str:
+        opts = self.opts
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=(object_id,))
+
+
+class KeptRowsAdmin(ServiceErrorsShown):
+    """Rows never deleted, because their history refers to them: the delete page says why
+    (`kept_reason`) to anyone who could otherwise delete, and refuses the others."""
+
+    kept_reason: Any = ""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not admin.ModelAdmin.has_delete_permission(self, request):
+            raise PermissionDenied
+        self.message_user(request, self.kept_reason, level=messages.WARNING)
+        return HttpResponseRedirect(self._change_url(object_id))
+
+
+def _actor(request: HttpRequest) -> User:
+    return cast(User, request.user)  # the admin site only admits signed-in staff
+
+
+def _fields(kind: Any, obj: Any) -> Any:
+    # The form has put its cleaned values on the instance (and left read-only ones as stored).
+    return kind(**{field.name: getattr(obj, field.name) for field in dataclasses.fields(kind)})
+
+
+class JurisdictionForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Jurisdiction
+        fields = ["code", "name_zh", "name_en", "retention_years", "retention_starts_from"]
+
+    def clean_code(self) -> str:
+        code: str = self.cleaned_data["code"]
+        if self.instance.pk is not None and code != self.instance.code:
+            users = referenced_by(self.instance)
+            if users:
+                raise forms.ValidationError(
+                    _("The code cannot change while %(users)s refer to it."),
+                    params={"users": ", ".join(users)},
+                )
+        return code
 
 
 @admin.register(Jurisdiction)
-class JurisdictionAdmin(admin.ModelAdmin):
+class JurisdictionAdmin(ServiceErrorsShown):
+    """Saved and deleted through the audited services; a jurisdiction anything refers to is
+    kept."""
+
+    form = JurisdictionForm
     list_display = ("code", "name_zh", "name_en", "retention_years", "retention_starts_from")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        fields = _fields(JurisdictionFields, obj)
+        if change:
+            jurisdiction_update(jurisdiction_id=obj.pk, fields=fields, actor=_actor(request))
+        else:
+            obj.pk = jurisdiction_create(fields=fields, actor=_actor(request)).pk
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, each checked and audited
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        jurisdiction = self.get_object(request, object_id)
+        if jurisdiction is not None and self.has_delete_permission(request, jurisdiction):
+            users = referenced_by(jurisdiction)
+            if users:
+                self.message_user(
+                    request,
+                    _("The jurisdiction %(code)s cannot be deleted: %(users)s refer to it.")
+                    % {"code": jurisdiction.code, "users": ", ".join(users)},
+                    level=messages.ERROR,
+                )
+                return HttpResponseRedirect(self._change_url(object_id))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        jurisdiction_delete(jurisdiction_id=obj.pk, actor=_actor(request))
 
 
 @admin.register(Agency)
-class AgencyAdmin(admin.ModelAdmin):
+class AgencyAdmin(KeptRowsAdmin):
+    """The kind says which body the agency is: credit centre, providing unit, credit service
+    agency, development and reform commission or PBoC branch. Saved through the audited
+    services."""
+
     list_display = ("code", "name_zh", "name_en", "jurisdiction", "kind")
     list_filter = ("jurisdiction", "kind")
+    list_select_related = ("jurisdiction",)
     search_fields = ("code", "name_zh", "name_en")
+    fields = ("code", "name_zh", "name_en", "jurisdiction", "kind")
+    kept_reason = _(
+        "Agencies are not deleted: their records, cases, staff and audit history refer to them."
+    )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        fields = _fields(AgencyFields, obj)
+        if change:
+            agency_update(agency_id=obj.pk, fields=fields, actor=_actor(request))
+        else:
+            obj.pk = agency_create(fields=fields, actor=_actor(request)).pk
+
+
+class CatalogueEntryForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = CatalogueEntry
+        fields = [field.name for field in dataclasses.fields(CatalogueEntryFields)]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        shortest = cleaned.get("publication_min_months")
+        longest = cleaned.get("publication_max_months")
+        if shortest is not None and longest is not None and shortest > longest:
+            raise forms.ValidationError(
+                _("The minimum publication period cannot be longer than the maximum.")
+            )
+        return cleaned
 
 
 @admin.register(CatalogueEntry)
-class CatalogueEntryAdmin(admin.ModelAdmin):
+class CatalogueEntryAdmin(KeptRowsAdmin):
+    """Saved through the audited services. An entry is made inactive rather than deleted."""
+
+    form = CatalogueEntryForm
     list_display = (
         "code",
         "name_zh",
@@ -49,7 +212,19 @@ class CatalogueEntryAdmin(admin.ModelAdmin):
         "active",
     )
     list_filter = ("jurisdiction", "severity", "information_kind", "active")
+    list_select_related = ("jurisdiction",)
     search_fields = ("code", "name_zh", "name_en", "legal_basis")
+    kept_reason = _(
+        "Catalogue entries are not deleted: records and their history refer to them. Clear "
+        "“active” instead: imports then refuse records of this category."
+    )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        fields = _fields(CatalogueEntryFields, obj)
+        if change:
+            catalogue_entry_update(entry_id=obj.pk, fields=fields, actor=_actor(request))
+        else:
+            obj.pk = catalogue_entry_create(fields=fields, actor=_actor(request)).pk
 
 
 class SubjectGrantInline(admin.TabularInline):
@@ -80,6 +255,9 @@ class SubjectAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # subjects arrive through imports, which validate and encrypt identifiers
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # records, cases and the audit log refer to subjects
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if "on_serious_dishonesty_list" in form.changed_data:
@@ -170,5 +348,12 @@ class ImportBatchAdmin(admin.ModelAdmin):
     )
     list_filter = ("agency", "source")
 
+    # Batches are the imports' own account of what they did: written by the import, never by hand.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
