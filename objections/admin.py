@@ -3,10 +3,11 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from objections import workflow
-from objections.exceptions import FilingRefused
+from objections.calendar import DayOverride
 from objections.models import (
     CalendarOverride,
     CalendarYear,
@@ -25,30 +26,42 @@ from objections.services.calendars import (
     calendar_year_missing,
     calendar_year_reopen,
 )
-from objections.services.definitions import workflow_definition_publish
-from objections.services.routes import workflow_route_set
+from objections.services.definitions import (
+    route_problem,
+    workflow_definition_check,
+    workflow_definition_publish,
+)
+from objections.services.routes import (
+    case_reference_prefix_set,
+    workflow_route_delete,
+    workflow_route_set,
+)
+from records.admin import KeptRowsAdmin, ServiceErrorsShown
 from scs_cases.admin import ReadOnlyAdmin
 from scs_cases.errors import DomainError
 
 
-class WorkflowDefinitionForm(forms.ModelForm):
+class WorkflowDefinitionForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = WorkflowDefinition
         fields = ["source_text"]
+        labels = {"source_text": _("definition (YAML)")}
         widgets = {"source_text": forms.Textarea(attrs={"rows": 40, "cols": 120})}
 
     def clean_source_text(self) -> str:
         text: str = self.cleaned_data["source_text"]
         try:
-            workflow.parse_definition(text, origin="edited definition")
+            # Editing a stored version publishes a new version of the same workflow.
+            workflow_definition_check(source_text=text, key=self.instance.key or None)
         except workflow.DefinitionError as error:
             raise forms.ValidationError(list(error.problems)) from error
         return text
 
 
 @admin.register(WorkflowDefinition)
-class WorkflowDefinitionAdmin(admin.ModelAdmin):
-    """Editing a definition publishes a new version; stored versions never change."""
+class WorkflowDefinitionAdmin(ServiceErrorsShown):
+    """Editing a definition publishes a new, validated version through the audited service;
+    stored versions never change and are never deleted (cases run under them)."""
 
     form = WorkflowDefinitionForm
     list_display = ("key", "version", "is_current", "parameters_verified", "created_at")
@@ -68,9 +81,15 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         )
         obj.pk = row.pk
         if created:
-            messages.success(request, f"Published {row.key} version {row.version}.")
+            messages.success(
+                request,
+                _("Published %(key)s version %(version)s.")
+                % {"key": row.key, "version": row.version},
+            )
         else:
-            messages.info(request, "The text is identical to the current version; nothing changed.")
+            messages.info(
+                request, _("The text is identical to the current version; nothing changed.")
+            )
 
     def response_change(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
         return HttpResponseRedirect("../../")
@@ -79,12 +98,30 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         return False
 
 
+class CalendarOverrideForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = CalendarOverride
+        fields = ["day", "working", "source"]
+        labels = {"day": _("day"), "working": _("working day"), "source": _("source")}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        day = cleaned.get("day") or self.instance.day
+        if day is not None and cleaned.get("source"):
+            try:
+                DayOverride(day=day, working=bool(cleaned.get("working")), source=cleaned["source"])
+            except (TypeError, ValueError) as error:
+                raise forms.ValidationError(str(error)) from error
+        return cleaned
+
+
 @admin.register(CalendarOverride)
-class CalendarOverrideAdmin(admin.ModelAdmin):
+class CalendarOverrideAdmin(ServiceErrorsShown):
     """Each save or removal goes through the calendar service, which audits it (who, which day,
     before, after, the notice). Other processes pick a change up within a minute; this one at
     once."""
 
+    form = CalendarOverrideForm
     list_display = ("day", "working", "source")
     date_hierarchy = "day"
 
@@ -106,10 +143,11 @@ class CalendarOverrideAdmin(admin.ModelAdmin):
             calendar_override_delete(actor=cast(User, request.user), day=day)
 
 
-class CalendarYearForm(forms.ModelForm):
+class CalendarYearForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = CalendarYear
         fields = ["year", "source"]
+        labels = {"year": _("year"), "source": _("source")}
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -131,7 +169,7 @@ class CalendarYearForm(forms.ModelForm):
 
 
 @admin.register(CalendarYear)
-class CalendarYearAdmin(admin.ModelAdmin):
+class CalendarYearAdmin(ServiceErrorsShown):
     """Marking a year complete requires every statutory holiday entered as a day off; completing
     it recomputes the provisional deadlines that counted in it. Audited like every calendar
     change."""
@@ -213,11 +251,36 @@ class DecisionAdmin(ReadOnlyAdmin):
     raw_id_fields = ("case", "record", "decided_by", "approved_by")
 
 
-@admin.register(WorkflowRoute)
-class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Which workflow runs a jurisdiction's cases; saved through the audited service, which
-    refuses a workflow of another kind or jurisdiction."""
+class WorkflowRouteForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = WorkflowRoute
+        fields = ["jurisdiction", "kind", "information_kind", "holder_kind", "workflow_key"]
+        labels = {
+            "jurisdiction": _("jurisdiction"),
+            "kind": _("kind of case"),
+            "information_kind": _("kind of information"),
+            "holder_kind": _("kind of holder"),
+            "workflow_key": _("workflow"),
+        }
 
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        jurisdiction = cleaned.get("jurisdiction") or getattr(self.instance, "jurisdiction", None)
+        kind = cleaned.get("kind") or self.instance.kind
+        key = cleaned.get("workflow_key")
+        if jurisdiction is not None and kind and key:
+            problem = route_problem(jurisdiction_code=jurisdiction.code, kind=kind, key=key)
+            if problem:
+                self.add_error("workflow_key", problem)
+        return cleaned
+
+
+@admin.register(WorkflowRoute)
+class WorkflowRouteAdmin(ServiceErrorsShown):
+    """Which workflow runs a jurisdiction's cases; saved and removed through the audited
+    services, which refuse a workflow of another kind or jurisdiction."""
+
+    form = WorkflowRouteForm
     list_display = (
         "jurisdiction",
         "kind",
@@ -226,6 +289,7 @@ class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "workflow_key",
         "updated_at",
     )
+    list_select_related = ("jurisdiction",)
     fields = ("jurisdiction", "kind", "information_kind", "holder_kind", "workflow_key")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
@@ -233,26 +297,50 @@ class WorkflowRouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return narrowing if obj is not None else ()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        try:
-            saved = workflow_route_set(
-                jurisdiction=obj.jurisdiction,
-                kind=obj.kind,
-                workflow_key=obj.workflow_key,
-                actor=request.user,  # type: ignore[arg-type]
-                information_kind=obj.information_kind,
-                holder_kind=obj.holder_kind,
-            )
-        except FilingRefused as error:
-            self.message_user(request, error.message, level=messages.ERROR)
-            return
+        saved = workflow_route_set(
+            jurisdiction=obj.jurisdiction,
+            kind=obj.kind,
+            workflow_key=obj.workflow_key,
+            actor=cast(User, request.user),
+            information_kind=obj.information_kind,
+            holder_kind=obj.holder_kind,
+        )
         obj.pk = saved.pk
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, each checked and audited
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        workflow_route_delete(route_id=obj.pk, actor=cast(User, request.user))
+
+
+class CaseReferencePrefixForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = CaseReferencePrefix
+        fields = ["jurisdiction", "prefix"]
+        labels = {"jurisdiction": _("jurisdiction"), "prefix": _("prefix")}
 
 
 @admin.register(CaseReferencePrefix)
-class CaseReferencePrefixAdmin(ReadOnlyAdmin):
-    """Prefixes are seeded from objections/routes.yaml; references already given keep theirs."""
+class CaseReferencePrefixAdmin(KeptRowsAdmin):
+    """The prefix of a jurisdiction's new case references, seeded from objections/routes.yaml
+    and changed through the audited service; references already given keep theirs."""
 
+    form = CaseReferencePrefixForm
     list_display = ("jurisdiction", "prefix")
+    list_select_related = ("jurisdiction",)
+    kept_reason = _(
+        "A jurisdiction's reference prefix is not deleted (its next case would get the default "
+        "one again); change it instead."
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("jurisdiction",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = case_reference_prefix_set(
+            jurisdiction=obj.jurisdiction, prefix=obj.prefix, actor=cast(User, request.user)
+        )
+        obj.pk = saved.pk

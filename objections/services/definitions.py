@@ -26,6 +26,25 @@ def definition_of(row: WorkflowDefinition) -> workflow.Definition:
     return _parsed(row.source_hash, row.source_text)
 
 
+def workflow_definition_check(*, source_text: str, key: str | None = None) -> workflow.Definition:
+    """The parsed definition, if `source_text` may be published (as a version of `key`, when
+    given); otherwise workflow.DefinitionError listing every problem."""
+    definition = workflow.parse_definition(source_text, origin="published definition")
+    problems = []
+    if not Jurisdiction.objects.filter(code=definition.jurisdiction).exists():
+        problems.append(
+            f"jurisdiction: {definition.jurisdiction!r} is not a jurisdiction of this platform"
+        )
+    if key is not None and definition.key != key:
+        problems.append(
+            f"key: a new version of {key!r} must keep its key (not {definition.key!r}); "
+            "add a new definition for another workflow"
+        )
+    if problems:
+        raise workflow.DefinitionError(problems)
+    return definition
+
+
 @audited()
 def workflow_definition_publish(
     *, source_text: str, actor: User | None
@@ -35,7 +54,7 @@ def workflow_definition_publish(
     Returns (row, created). Publishing text identical to the current version creates nothing.
     Raises workflow.DefinitionError listing every problem; then nothing changes.
     """
-    definition = workflow.parse_definition(source_text, origin="published definition")
+    definition = workflow_definition_check(source_text=source_text)
     source_hash = workflow.definition_hash(source_text)
     jurisdiction = Jurisdiction.objects.get(code=definition.jurisdiction)
     current = (
@@ -69,7 +88,16 @@ def workflow_definition_publish(
         actor=actor,
         action="workflow.published",
         target=row,
-        data={"key": row.key, "version": row.version, "sha256": source_hash},
+        data={
+            "key": row.key,
+            "version": row.version,
+            "sha256": source_hash,
+            "before": (
+                {"version": current.version, "sha256": current.source_hash}
+                if current is not None
+                else None
+            ),
+        },
     )
     return row, True
 

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from django.core.exceptions import ValidationError
 
 from audit.services import audit_record, audited
 from objections.exceptions import FilingRefused
 from objections.models import CaseReferencePrefix, WorkflowRoute
 from records.models import CreditRecord, Jurisdiction
+from scs_cases.errors import Conflict
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -107,14 +109,14 @@ def workflow_route_set(
     problem = route_problem(jurisdiction_code=jurisdiction.code, kind=kind, key=workflow_key)
     if problem:
         raise FilingRefused(problem)
-    route, _ = WorkflowRoute.objects.select_for_update().get_or_create(
+    route, created = WorkflowRoute.objects.select_for_update().get_or_create(
         jurisdiction=jurisdiction,
         kind=kind,
         information_kind=information_kind,
         holder_kind=holder_kind,
         defaults={"workflow_key": workflow_key},
     )
-    before = route.workflow_key
+    before = None if created else route.workflow_key
     route.workflow_key = workflow_key
     route.save(update_fields=["workflow_key", "updated_at"])
     narrowed = {"information": information_kind, "holder": holder_kind}
@@ -131,6 +133,69 @@ def workflow_route_set(
         },
     )
     return route
+
+
+@audited()
+def workflow_route_delete(*, route_id: int, actor: User | None) -> None:
+    """Remove a narrowed route (one naming a kind of information or of holder); its records'
+    cases then follow the jurisdiction's route for the kind. The route for a kind as a whole
+    stays (point it at another workflow instead): without it such cases could not be filed.
+    Cases already routed keep their workflow."""
+    route = (
+        WorkflowRoute.objects.select_for_update().select_related("jurisdiction").get(pk=route_id)
+    )
+    if not (route.information_kind or route.holder_kind):
+        raise FilingRefused(
+            f"The route for {route.jurisdiction.code}'s {route.kind} cases as a whole cannot be "
+            "removed; point it at another workflow instead."
+        )
+    audit_record(
+        actor=actor,
+        action="workflow.route_removed",
+        target=route,
+        data={
+            "jurisdiction": route.jurisdiction.code,
+            "kind": route.kind,
+            "information": route.information_kind,
+            "holder": route.holder_kind,
+            "from": route.workflow_key,
+            "to": None,
+        },
+    )
+    route.delete()
+
+
+@audited()
+def case_reference_prefix_set(
+    *, jurisdiction: Jurisdiction, prefix: str, actor: User | None
+) -> CaseReferencePrefix:
+    """Give a jurisdiction's new case references another prefix; references already given keep
+    theirs (numbers count per prefix and year, so a prefix used before never repeats one)."""
+    row = CaseReferencePrefix.objects.select_for_update().filter(jurisdiction=jurisdiction).first()
+    before = row.prefix if row is not None else None
+    if before == prefix:
+        return row  # type: ignore[return-value]
+    if (
+        CaseReferencePrefix.objects.filter(prefix=prefix)
+        .exclude(jurisdiction=jurisdiction)
+        .exists()
+    ):
+        raise Conflict(f"Another jurisdiction's references begin with {prefix}.")
+    if row is None:
+        row = CaseReferencePrefix(jurisdiction=jurisdiction)
+    row.prefix = prefix
+    try:
+        row.full_clean(exclude=["jurisdiction"], validate_unique=False)
+    except ValidationError as error:
+        raise FilingRefused("; ".join(error.messages)) from error
+    row.save()
+    audit_record(
+        actor=actor,
+        action="workflow.reference_prefix_set",
+        target=row,
+        data={"jurisdiction": jurisdiction.code, "before": before, "after": prefix},
+    )
+    return row
 
 
 def route_key(jurisdiction: Jurisdiction, kind: str, record: CreditRecord | None = None) -> str:
