@@ -1,46 +1,175 @@
+import copy
+import functools
 from typing import Any, cast
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.http import HttpRequest
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    UsernameField,
+)
+from django.contrib.auth.models import Group
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from accounts.services import user_membership_set
+from accounts.services import (
+    role_permissions_set,
+    user_create,
+    user_details_set,
+    user_membership_set,
+    user_password_set,
+)
+from records.admin import KeptRowsAdmin
 
-# What decides what a user may do: saved through the audited service, not by the form.
-MEMBERSHIP_FIELDS = ("groups", "agency", "is_staff", "is_superuser", "is_active")
+
+def _actor(request: HttpRequest) -> User:
+    return cast(User, request.user)  # the admin site only admits signed-in staff
+
+
+class UserCreationForm(AdminUserCreationForm):
+    """A new account with its roles and agency, so that a caseworker is made in one step."""
+
+    class Meta:
+        model = User
+        field_classes = {"username": UsernameField}
+        fields = ("username", "email", "groups", "agency", "is_staff", "preferred_language")
+        labels = {"groups": _("roles")}
+
+
+class PasswordForm(AdminPasswordChangeForm):
+    """Sets the password through the audited service (the event says that it changed, never
+    what it is)."""
+
+    def __init__(self, user: User, *args: Any, actor: User, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.actor = actor
+
+    def save(self, commit: bool = True) -> User:
+        usable = self.cleaned_data["set_usable_password"]
+        user_password_set(
+            user_id=self.user.pk,
+            actor=self.actor,
+            password=self.cleaned_data["password1"] if usable else None,
+        )
+        self.user.refresh_from_db(fields=["password"])
+        return cast(User, self.user)
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    fieldsets = (
-        *BaseUserAdmin.fieldsets,  # type: ignore[misc]
-        ("scs-cases", {"fields": ("agency", "preferred_language")}),
+class UserAdmin(KeptRowsAdmin, BaseUserAdmin):  # type: ignore[misc]
+    """Accounts are created and changed through the audited services: details, roles and rights
+    (`user_membership_set`), password. They are never deleted: cases and the audit log name
+    them; an account that should no longer sign in is made inactive."""
+
+    add_form = UserCreationForm
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "usable_password", "password1", "password2"),
+            },
+        ),
+        (
+            _("Roles and agency"),
+            {"fields": ("groups", "agency", "is_staff", "email", "preferred_language")},
+        ),
     )
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (
+            _("Roles and agency"),
+            {"fields": ("groups", "agency", "is_active", "is_staff", "is_superuser")},
+        ),
+        (_("Preferences"), {"fields": ("preferred_language",)}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    readonly_fields = ("last_login", "date_joined")
+    filter_horizontal = ("groups",)
     list_display = ("username", "email", "agency", "is_staff", "is_active")
     list_filter = ("groups", "agency", "is_staff", "is_active")
     list_select_related = ("agency",)
+    kept_reason = _(
+        "Accounts are not deleted: cases and the audit log name them. Clear “active” instead: "
+        "the account can then no longer sign in."
+    )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if change:
-            # The form has set the new values on the instance; store the old ones here and let
-            # save_related apply the new ones through the service.
-            stored = User.objects.get(pk=obj.pk)
-            for name in MEMBERSHIP_FIELDS[1:]:
-                setattr(obj, name, getattr(stored, name))
-        super().save_model(request, obj, form, change)
+        data = form.cleaned_data
+        if not change:
+            created = user_create(
+                actor=_actor(request),
+                username=obj.username,
+                password=data["password1"] if data.get("set_usable_password") else None,
+                groups=data.get("groups", ()),
+                agency=obj.agency,
+                is_staff=obj.is_staff,
+                email=obj.email,
+                preferred_language=obj.preferred_language,
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+            return
+        user_details_set(
+            user_id=obj.pk,
+            actor=_actor(request),
+            username=obj.username,
+            first_name=obj.first_name,
+            last_name=obj.last_name,
+            email=obj.email,
+            preferred_language=obj.preferred_language,
+        )
+        user_membership_set(
+            user=obj,
+            actor=_actor(request),
+            groups=data["groups"],
+            agency=obj.agency,
+            is_staff=obj.is_staff,
+            is_superuser=obj.is_superuser,
+            is_active=obj.is_active,
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        groups = form.cleaned_data.pop("groups", None)
-        super().save_related(request, form, formsets, change)
-        if not change or groups is None:
-            return
-        user_membership_set(
-            user=form.instance,
-            actor=cast(User, request.user),
-            groups=groups,
-            agency=form.cleaned_data.get("agency"),
-            is_staff=form.cleaned_data.get("is_staff", False),
-            is_superuser=form.cleaned_data.get("is_superuser", False),
-            is_active=form.cleaned_data.get("is_active", True),
+        # The roles were set by the services in save_model; there are no inlines.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Django's view builds the form itself; this copy of the admin gives it the actor.
+        for_request = copy.copy(self)
+        for_request.change_password_form = functools.partial(  # type: ignore[assignment]
+            PasswordForm, actor=_actor(request)
+        )
+        return BaseUserAdmin.user_change_password(for_request, request, id, form_url)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(KeptRowsAdmin, BaseGroupAdmin):  # type: ignore[misc]
+    """Roles are the groups the code names (citizen, caseworker, supervisor, auditor,
+    administrator, agency system): their permissions change through the audited service; none
+    is added or removed here."""
+
+    readonly_fields = ("name",)
+    kept_reason = _("Roles are not deleted: the application refers to each of them by name.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # the permissions are the only thing that changes: see save_related
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        role_permissions_set(
+            group_id=form.instance.pk,
+            permissions=form.cleaned_data["permissions"],
+            actor=_actor(request),
         )

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_otp.models import Device
@@ -24,6 +25,7 @@ from accounts import roles
 from accounts.models import User
 from audit.services import audit_record, audited
 from records.models import Agency
+from scs_cases.errors import DomainError
 
 
 def _membership(user: User) -> dict[str, Any]:
@@ -79,6 +81,174 @@ def _unassigned_assign_queue(agency_id: int) -> None:
     from objections.tasks import cases_unassigned_assign_task
 
     cases_unassigned_assign_task.delay(agency_id=agency_id)
+
+
+# Name and e-mail are personal data: their changes are audited by field name, without values.
+_CONTACT_FIELDS = ("first_name", "last_name", "email")
+_ACCOUNT_FIELDS = ("username", "preferred_language")
+
+
+def _invalid(error: ValidationError) -> DomainError:
+    messages = [message for field in error.message_dict.values() for message in field]
+    return DomainError("; ".join(messages), errors=error.message_dict)
+
+
+@audited()
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    password: str | None,
+    groups: Iterable[Group] = (),
+    agency: Agency | None = None,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    is_active: bool = True,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    preferred_language: str = "zh-hans",
+) -> User:
+    """Add an account with its roles, agency and staff rights. `password` None leaves it without
+    a usable password. Audited with the membership and whether a password was set, never the
+    password itself."""
+    user = User(
+        username=username,
+        agency=agency,
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+        is_active=is_active,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        preferred_language=preferred_language,
+    )
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    try:
+        user.full_clean()
+    except ValidationError as error:
+        raise _invalid(error) from error
+    user.save()
+    user.groups.set(list(groups))
+    membership = _membership(user)
+    audit_record(
+        actor=actor,
+        action="user.created",
+        target=user,
+        data={
+            "before": None,
+            "after": {
+                **membership,
+                "username": user.username,
+                "preferred_language": user.preferred_language,
+                "password_usable": password is not None,
+            },
+            "contact_set": [name for name in _CONTACT_FIELDS if getattr(user, name)],
+        },
+    )
+    if user.is_active and user.agency_id is not None and roles.CASEWORKER in membership["roles"]:
+        # As when a caseworker joins through user_membership_set.
+        agency_id = user.agency_id
+        transaction.on_commit(lambda: _unassigned_assign_queue(agency_id))
+    return user
+
+
+@audited()
+def user_details_set(
+    *,
+    user_id: int,
+    actor: User | None,
+    username: str,
+    first_name: str,
+    last_name: str,
+    email: str,
+    preferred_language: str,
+) -> bool:
+    """Change a user's name, e-mail, username and language (not their rights: see
+    `user_membership_set`). Returns False when nothing changed."""
+    row = User.objects.select_for_update().get(pk=user_id)
+    values = {
+        "username": username,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
+        "preferred_language": preferred_language,
+    }
+    changed = sorted(name for name, value in values.items() if getattr(row, name) != value)
+    if not changed:
+        return False
+    before = {name: getattr(row, name) for name in _ACCOUNT_FIELDS if name in changed}
+    for name in changed:
+        setattr(row, name, values[name])
+    try:
+        row.full_clean(exclude=["password"])
+    except ValidationError as error:
+        raise _invalid(error) from error
+    row.save(update_fields=changed)
+    audit_record(
+        actor=actor,
+        action="user.details_set",
+        target=row,
+        data={
+            "before": before,
+            "after": {name: getattr(row, name) for name in before},
+            "contact_changed": [name for name in _CONTACT_FIELDS if name in changed],
+        },
+    )
+    return True
+
+
+@audited()
+def user_password_set(*, user_id: int, actor: User | None, password: str | None) -> None:
+    """Set a user's password, or (None) take away password sign-in. The event says which, and
+    never holds the password."""
+    row = User.objects.select_for_update().get(pk=user_id)
+    before = row.has_usable_password()
+    if password is None:
+        row.set_unusable_password()
+    else:
+        row.set_password(password)
+    row.save(update_fields=["password"])
+    audit_record(
+        actor=actor,
+        action="user.password_set",
+        target=row,
+        data={"before": {"usable": before}, "after": {"usable": password is not None}},
+    )
+
+
+def _permission_names(group: Group) -> list[str]:
+    return sorted(
+        f"{app}.{codename}"
+        for app, codename in group.permissions.values_list("content_type__app_label", "codename")
+    )
+
+
+@audited()
+def role_permissions_set(
+    *, group_id: int, permissions: Iterable[Permission], actor: User | None
+) -> bool:
+    """Set the permissions a role (group) gives. Returns False when nothing changed."""
+    group = Group.objects.select_for_update().get(pk=group_id)
+    before = _permission_names(group)
+    group.permissions.set(list(permissions))
+    after = _permission_names(group)
+    if after == before:
+        return False
+    audit_record(
+        actor=actor,
+        action="role.permissions_set",
+        target=group,
+        data={
+            "role": group.name,
+            "before": sorted(set(before) - set(after)),
+            "after": sorted(set(after) - set(before)),
+        },
+    )
+    return True
 
 
 @audited()
