@@ -69,7 +69,7 @@ class DashboardApi(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = cast("User", request.user)
-        if not user.is_authenticated:
+        if not getattr(user, "is_authenticated", False):  # None: DRF's UNAUTHENTICATED_USER
             return False
         if not is_dashboard_user(user):
             raise NotFound()
