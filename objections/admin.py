@@ -41,6 +41,42 @@ from scs_cases.admin import ReadOnlyAdmin
 from scs_cases.errors import DomainError
 
 
+def _shown(name: str, label: Any, *, boolean: bool = False, ordering: str = "") -> Any:
+    """A column or read-only field showing `name` under a translated label, for the fields whose
+    model gives them no verbose name of their own."""
+
+    @admin.display(description=label, ordering=ordering or name, boolean=boolean)
+    def shown(model_admin: Any, obj: Any) -> Any:
+        value = getattr(obj, name)
+        return value() if callable(value) else value
+
+    return shown
+
+
+class ShownLabels:
+    """The translated labels of the configuration admins' columns and read-only fields."""
+
+    shown_key = _shown("key", _("key"))
+    shown_version = _shown("version", _("version"))
+    shown_current = _shown("is_current", _("current"), boolean=True)
+    shown_verified = _shown("parameters_verified", _("parameters verified"), boolean=True)
+    shown_source_hash = _shown("source_hash", _("sha256 of the definition"))
+    shown_created = _shown("created_at", _("created"))
+    shown_updated = _shown("updated_at", _("updated"))
+    shown_day = _shown("day", _("day"))
+    shown_working = _shown("working", _("working day"), boolean=True)
+    shown_source = _shown("source", _("source"))
+    shown_year = _shown("year", _("year"))
+    shown_jurisdiction = _shown("jurisdiction", _("jurisdiction"), ordering="jurisdiction__code")
+    shown_kind = _shown("get_kind_display", _("kind of case"), ordering="kind")
+    shown_information = _shown(
+        "get_information_kind_display", _("kind of information"), ordering="information_kind"
+    )
+    shown_holder = _shown("get_holder_kind_display", _("kind of holder"), ordering="holder_kind")
+    shown_workflow = _shown("workflow_key", _("workflow"))
+    shown_prefix = _shown("prefix", _("prefix"))
+
+
 class WorkflowDefinitionForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = WorkflowDefinition
@@ -59,21 +95,26 @@ class WorkflowDefinitionForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(WorkflowDefinition)
-class WorkflowDefinitionAdmin(ServiceErrorsShown):
+class WorkflowDefinitionAdmin(ShownLabels, ServiceErrorsShown):
     """Editing a definition publishes a new, validated version through the audited service;
     stored versions never change and are never deleted (cases run under them)."""
 
     form = WorkflowDefinitionForm
-    list_display = ("key", "version", "is_current", "parameters_verified", "created_at")
+    list_display = (
+        "shown_key",
+        "shown_version",
+        "shown_current",
+        "shown_verified",
+        "shown_created",
+    )
     list_filter = ("is_current", "parameters_verified", "jurisdiction")
+    shown = ["shown_key", "shown_version", "shown_current", "shown_verified", "shown_source_hash"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["key", "version", "is_current", "parameters_verified", "source_hash"] if obj else []
+        return self.shown if obj else []
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None:
-            return ["source_text"]
-        return ["key", "version", "is_current", "parameters_verified", "source_hash", "source_text"]
+        return [*self.shown, "source_text"] if obj is not None else ["source_text"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         row, created = workflow_definition_publish(
@@ -116,18 +157,21 @@ class CalendarOverrideForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(CalendarOverride)
-class CalendarOverrideAdmin(ServiceErrorsShown):
+class CalendarOverrideAdmin(ShownLabels, ServiceErrorsShown):
     """Each save or removal goes through the calendar service, which audits it (who, which day,
     before, after, the notice). Other processes pick a change up within a minute; this one at
     once."""
 
     form = CalendarOverrideForm
-    list_display = ("day", "working", "source")
+    list_display = ("shown_day", "shown_working", "shown_source")
     date_hierarchy = "day"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # A different day is a different override: remove this one and add that one.
-        return ["day"] if obj is not None else []
+        return ["shown_day"] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["shown_day" if obj is not None else "day", "working", "source"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         row = calendar_override_set(
@@ -169,16 +213,19 @@ class CalendarYearForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(CalendarYear)
-class CalendarYearAdmin(ServiceErrorsShown):
+class CalendarYearAdmin(ShownLabels, ServiceErrorsShown):
     """Marking a year complete requires every statutory holiday entered as a day off; completing
     it recomputes the provisional deadlines that counted in it. Audited like every calendar
     change."""
 
     form = CalendarYearForm
-    list_display = ("year", "source")
+    list_display = ("shown_year", "shown_source")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["year"] if obj is not None else []
+        return ["shown_year"] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["shown_year" if obj is not None else "year", "source"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         row = calendar_year_complete(
@@ -276,25 +323,30 @@ class WorkflowRouteForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(WorkflowRoute)
-class WorkflowRouteAdmin(ServiceErrorsShown):
+class WorkflowRouteAdmin(ShownLabels, ServiceErrorsShown):
     """Which workflow runs a jurisdiction's cases; saved and removed through the audited
     services, which refuse a workflow of another kind or jurisdiction."""
 
     form = WorkflowRouteForm
     list_display = (
-        "jurisdiction",
-        "kind",
-        "information_kind",
-        "holder_kind",
-        "workflow_key",
-        "updated_at",
+        "shown_jurisdiction",
+        "shown_kind",
+        "shown_information",
+        "shown_holder",
+        "shown_workflow",
+        "shown_updated",
     )
     list_select_related = ("jurisdiction",)
-    fields = ("jurisdiction", "kind", "information_kind", "holder_kind", "workflow_key")
+    # What a route narrows to is what it is: a different narrowing is another route.
+    narrowing = ("shown_jurisdiction", "shown_kind", "shown_information", "shown_holder")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        narrowing = ("jurisdiction", "kind", "information_kind", "holder_kind")
-        return narrowing if obj is not None else ()
+        return self.narrowing if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return [*self.narrowing, "workflow_key"]
+        return ["jurisdiction", "kind", "information_kind", "holder_kind", "workflow_key"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         saved = workflow_route_set(
@@ -324,12 +376,12 @@ class CaseReferencePrefixForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(CaseReferencePrefix)
-class CaseReferencePrefixAdmin(KeptRowsAdmin):
+class CaseReferencePrefixAdmin(ShownLabels, KeptRowsAdmin):
     """The prefix of a jurisdiction's new case references, seeded from objections/routes.yaml
     and changed through the audited service; references already given keep theirs."""
 
     form = CaseReferencePrefixForm
-    list_display = ("jurisdiction", "prefix")
+    list_display = ("shown_jurisdiction", "shown_prefix")
     list_select_related = ("jurisdiction",)
     kept_reason = _(
         "A jurisdiction's reference prefix is not deleted (its next case would get the default "
@@ -337,7 +389,10 @@ class CaseReferencePrefixAdmin(KeptRowsAdmin):
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("jurisdiction",) if obj is not None else ()
+        return ("shown_jurisdiction",) if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["shown_jurisdiction" if obj is not None else "jurisdiction", "prefix"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         saved = case_reference_prefix_set(

@@ -820,6 +820,38 @@ def test_a_caseworker_gets_no_admin_access(client, world):
     assert agencies.status_code == 302
 
 
+CONFIGURATION = [
+    "records/jurisdiction",
+    "records/agency",
+    "records/catalogueentry",
+    "objections/workflowdefinition",
+    "objections/workflowroute",
+    "objections/casereferenceprefix",
+    "objections/calendaroverride",
+    "objections/calendaryear",
+    "accounts/user",
+    "auth/group",
+]
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_every_configuration_page_opens_in_both_languages(client, administrator, language):
+    routes_seed(jurisdiction=Jurisdiction.objects.get(code="shanghai"))
+    CalendarOverride.objects.create(day="2026-10-10", working=False, source="国办发明电〔2025〕7号")
+    CalendarYear.objects.create(year=2026, source="国办发明电〔2025〕7号")
+    client.cookies["django_language"] = language
+
+    for page in CONFIGURATION:
+        listing = client.get(f"/admin/{page}/", {"o": "1.2.3"})
+        row = listing.context["cl"].result_list[0]
+        change = client.get(f"/admin/{page}/{row.pk}/change/")
+        add = client.get(f"/admin/{page}/add/")
+
+        assert (listing.status_code, change.status_code) == (200, 200), page
+        assert add.status_code == (403 if page == "auth/group" else 200), page
+        assert f'lang="{language}"' in change.content.decode()
+
+
 def test_configuration_pages_render_in_chinese_and_english(client, administrator):
     market = Agency.objects.get(code="shanghai-market")
     url = f"/admin/records/agency/{market.pk}/change/"
