@@ -67,17 +67,31 @@ def case_list_for_user(*, user: User) -> QuerySet[Case]:
         "workflow",
         "responsible_agency",
     )
-    if roles.AUDITOR in names or roles.ADMINISTRATOR in names:
+    if roles.ADMINISTRATOR in names:
         scoped = cases
     else:
         scope = Q(subject__in=subject_list_for_user(user=user).values("pk")) | Q(filed_by=user)
         staff = staff_scope(user)
         if staff is not None:
             scope |= staff
-        if names & {roles.CASEWORKER, roles.SUPERVISOR}:
+        if names & {roles.CASEWORKER, roles.SUPERVISOR, roles.AUDITOR}:
+            # A consultation, or an auditor's time-limited grant: one case at a time.
             scope |= Q(case_granted(user))
         scoped = cases.filter(scope)
     return scoped.order_by("-is_open", "next_due_on", "id")
+
+
+def case_get_for_audit(*, user: User, reference: str) -> Case:
+    """Any case, for the auditors' pages (which admit only auditors and administrators): the
+    audit log's history of every case is theirs to read; working a case is not."""
+    if not roles.role_names(user) & {roles.AUDITOR, roles.ADMINISTRATOR}:
+        raise Http404("No such case.")
+    try:
+        return Case.objects.select_related(
+            "record__agency__jurisdiction", "record__subject", "subject", "workflow"
+        ).get(reference=reference)
+    except (Case.DoesNotExist, ValidationError, ValueError) as error:
+        raise Http404("No such case.") from error
 
 
 def case_get_for_user(*, user: User, reference: str) -> Case:

@@ -5,7 +5,7 @@ admin and in the API."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 from time_machine import TimeMachineFixture
 
@@ -24,6 +25,7 @@ from audit.integrity import audit_integrity_check_request, audit_integrity_check
 from audit.models import AuditEvent, AuditExport, AuditIntegrityCheck
 from audit.services import audit_record
 from objections.models import Case
+from objections.services.grants import case_access_grant
 from records.crypto import identifier_decrypt
 from records.models import CreditRecord
 from scs_cases.celery import app as celery_app
@@ -62,7 +64,7 @@ def eager_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def signed_in(user: User) -> Client:
     client = Client(headers={"accept-language": "en"})
-    client.force_login(user)
+    staff_login(client, user)
     return client
 
 
@@ -233,7 +235,8 @@ def test_the_log_page_queries_the_same_for_one_and_fifty_rows(auditor, django_as
     client = signed_in(auditor)
     case_event()
     client.get("/audit/", {"case_reference": CASE})  # warm the session
-    with django_assert_num_queries(4) as one:  # session, user, roles, events
+    # session, user, the second factor's device, roles, events
+    with django_assert_num_queries(5) as one:
         one_row = client.get("/audit/", {"case_reference": CASE})
     for index in range(60):
         case_event(n=index)
@@ -550,6 +553,14 @@ def test_an_auditor_writing_to_the_cases_and_records_api_is_refused_and_changes_
     world: World,
 ):
     case = file_case(world.citizen, world.sh_record)
+    # An auditor's time-limited grant lets them read the case; it lets them change nothing.
+    case_access_grant(
+        case=case,
+        user=world.auditor,
+        actor=UserFactory(username="admin-grants", role="administrator"),
+        reason="年度审计",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     before = case_snapshot(case)
     cases_before = Case.objects.count()
     records_before = list(CreditRecord.objects.order_by("id").values_list("id", "content_hash"))

@@ -224,6 +224,24 @@ def login(page: Page, live_server: LiveServer, username: str, password: str) -> 
     expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
 
 
+def sign_in_with_second_factor(
+    page: Page, live_server: LiveServer, username: str, password: str | None = None
+) -> None:
+    """Log in with the password, then the code the user's authenticator app shows (a staff
+    member's second factor; the device is created confirmed if the user has none)."""
+    from tests.staff import staff_device, totp_token
+
+    device = staff_device(User.objects.get(username=username))
+    login(page, live_server, username, password or f"{username}-demo-2026")
+    expect(page).to_have_url(re.compile(r"/accounts/second-factor/"))
+    form = page.locator("main form")
+    label = gettext_for(page, "Code from your authenticator app, or a recovery code")
+    form.get_by_label(label, exact=True).fill(totp_token(device))
+    with page.expect_navigation():
+        form.get_by_role("button", name=gettext_for(page, "Continue"), exact=True).click()
+    expect(page).not_to_have_url(re.compile(r"/accounts/"))
+
+
 @dataclass(frozen=True)
 class Demo:
     citizen: User

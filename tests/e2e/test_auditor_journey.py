@@ -20,7 +20,7 @@ from audit.models import AuditEvent, AuditExport
 from audit.tasks import audit_export_task
 from objections.models import Case
 from tests.conftest import FLUSHABLE_APPS
-from tests.e2e.conftest import Demo, gettext_for, login, screenshot
+from tests.e2e.conftest import Demo, gettext_for, screenshot, sign_in_with_second_factor
 
 pytestmark = [
     pytest.mark.browser,
@@ -80,7 +80,7 @@ def test_an_auditor_exports_a_case_and_a_period_and_both_verify_offline(
     t: Callable[[str], str] = lambda message: gettext_for(page, message)  # noqa: E731
 
     # given the demo auditor signed in, the navigation leads to the log and then the exports
-    login(page, live_server, "auditor", AUDITOR_PASSWORD)
+    sign_in_with_second_factor(page, live_server, "auditor", AUDITOR_PASSWORD)
     page.get_by_role("link", name=t("Audit log"), exact=True).first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text(t("Audit log"))
     page.get_by_role("navigation", name=t("Auditor pages")).get_by_role(

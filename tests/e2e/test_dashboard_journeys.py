@@ -19,9 +19,8 @@ from objections.models import Case, Escalation
 from objections.services import case_file, case_route, clocks_sweep
 from records.models import CreditRecord
 from tests.conftest import FLUSHABLE_APPS
-from tests.e2e.conftest import Demo, gettext_for, login, screenshot
+from tests.e2e.conftest import Demo, gettext_for, screenshot, sign_in_with_second_factor
 from tests.factories import registry_record
-from tests.staff import staff_device, totp_token
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,19 +32,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 6, 1, 10, tzinfo=SHANGHAI)
 NEW_TITLE = "已撤销的处罚"
 REASONS = "经核查，原记录标题有误。"
-
-
-def sign_in_with_second_factor(page: Page, live_server: LiveServer, username: str) -> None:
-    """Password, then the code the user's authenticator app shows; lands on the dashboard."""
-    device = staff_device(User.objects.get(username=username))
-    login(page, live_server, username, f"{username}-demo-2026")
-    expect(page).to_have_url(re.compile(r"/accounts/second-factor/"))
-    form = page.locator("main form")
-    label = gettext_for(page, "Code from your authenticator app, or a recovery code")
-    form.get_by_label(label, exact=True).fill(totp_token(device))
-    with page.expect_navigation():
-        form.get_by_role("button", name=gettext_for(page, "Continue"), exact=True).click()
-    expect(page).to_have_url(re.compile(r"/dashboard/"))
 
 
 def file_and_route(demo: Demo, record: CreditRecord, kind: str, **values: object) -> Case:

@@ -407,8 +407,25 @@ def test_zhejiang_caseworker_lists_zhejiang_cases_only(world: World, three_cases
     assert references(listed(world.zj_caseworker)) == {three_cases["zj"]}
 
 
-def test_auditor_lists_every_case(world: World, three_cases: dict[str, str]):
-    assert references(listed(world.auditor)) == set(three_cases.values())
+def test_an_auditor_lists_only_the_cases_granted_to_them(
+    world: World, three_cases: dict[str, str]
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from objections.services.grants import case_access_grant
+
+    assert references(listed(world.auditor)) == set()
+    granted = Case.objects.get(reference=three_cases["zj"])
+    case_access_grant(
+        case=granted,
+        user=world.auditor,
+        actor=world.zj_supervisor,
+        reason="年度审计",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    assert references(listed(world.auditor)) == {three_cases["zj"]}
 
 
 def test_anonymous_listing_is_401(world: World, three_cases: dict[str, str]):
