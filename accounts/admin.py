@@ -11,18 +11,24 @@ from django.contrib.auth.forms import (
     UsernameField,
 )
 from django.contrib.auth.models import Group
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.admin import TokenAdmin as BaseTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from accounts.models import User
 from accounts.services import (
+    api_token_issue,
+    api_token_revoke,
     role_permissions_set,
     user_create,
     user_details_set,
     user_membership_set,
     user_password_set,
 )
-from records.admin import KeptRowsAdmin
+from records.admin import KeptRowsAdmin, ServiceErrorsShown
 
 
 def _actor(request: HttpRequest) -> User:
@@ -173,3 +179,55 @@ class RoleAdmin(KeptRowsAdmin, BaseGroupAdmin):  # type: ignore[misc]
             permissions=form.cleaned_data["permissions"],
             actor=_actor(request),
         )
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(ServiceErrorsShown, BaseTokenAdmin):  # type: ignore[misc]
+    """Agency systems' API tokens, issued and withdrawn through the audited services. The key is
+    shown once, to the administrator who issued it, and never listed (an auditor reads these
+    pages too), nor kept in the admin's own log."""
+
+    list_display = ("user", "created")
+    list_display_links = None
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Nothing to see but the account and the date, both listed; the page would title the
+        # token with its key.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return HttpResponseRedirect(reverse("admin:authtoken_tokenproxy_changelist"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a token is replaced by a new one, never edited
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        key = api_token_issue(user_id=obj.user_id, actor=_actor(request))
+        self.message_user(
+            request,
+            _("The API token of %(user)s is %(key)s. It is shown only this once.")
+            % {"user": obj.user, "key": key},
+        )
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        # Django's own message would name the token by its key.
+        return HttpResponseRedirect(reverse("admin:authtoken_tokenproxy_changelist"))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        api_token_revoke(user_id=obj.user_id, actor=_actor(request))
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None  # its text would be the key; the audit event records the issue
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        return None  # as above; the audit event records the withdrawal

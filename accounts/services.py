@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.authtoken.models import Token
 
 from accounts import roles
 from accounts.models import User
@@ -248,6 +249,37 @@ def role_permissions_set(
             "after": sorted(set(after) - set(before)),
         },
     )
+    return True
+
+
+@audited()
+def api_token_issue(*, user_id: int, actor: User | None) -> str:
+    """Give an agency system its API token, replacing any it had; returns the key, to be shown
+    once to whoever issued it. The event names the account, never the key."""
+    user = User.objects.select_for_update().get(pk=user_id)
+    if not roles.has_role(user, roles.AGENCY_SYSTEM) or user.agency_id is None:
+        raise DomainError(
+            "API tokens are for agency systems: an account with that role and an agency."
+        )
+    replaced, _ = Token.objects.filter(user=user).delete()
+    key: str = Token.objects.create(user=user).key
+    audit_record(
+        actor=actor,
+        action="user.api_token_issued",
+        target=user,
+        data={"agency": user.agency_id, "replaced": bool(replaced)},
+    )
+    return key
+
+
+@audited()
+def api_token_revoke(*, user_id: int, actor: User | None) -> bool:
+    """Withdraw an account's API token at once. Returns False when it had none."""
+    user = User.objects.select_for_update().get(pk=user_id)
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if not deleted:
+        return False
+    audit_record(actor=actor, action="user.api_token_revoked", target=user, data={})
     return True
 
 

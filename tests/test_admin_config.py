@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from accounts.models import User
 from audit.models import AuditEvent
@@ -762,6 +763,47 @@ def test_a_roles_permissions_change_through_the_audited_service(client, administ
         )
     ]
     assert client.get("/admin/auth/group/add/").status_code == 403
+
+
+def test_an_agency_systems_api_token_is_issued_once_and_withdrawn_through_audited_services(
+    client, administrator, world
+):
+    system = UserFactory(
+        username="sh-market-system",
+        role="agency_system",
+        agency=Agency.objects.get(code="shanghai-market"),
+    )
+    start = head_sequence()
+
+    issued = client.post("/admin/authtoken/tokenproxy/add/", {"user": system.pk}, follow=True)
+    key = Token.objects.get(user=system).key
+    listing = client.get("/admin/authtoken/tokenproxy/")
+    withdrawn = client.post(f"/admin/authtoken/tokenproxy/{system.pk}/delete/", {"post": "yes"})
+
+    assert issued.redirect_chain == [("/admin/authtoken/tokenproxy/", 302)]
+    assert f"The API token of {system} is {key}. It is shown only this once." in (
+        issued.content.decode()
+    )
+    assert listing.status_code == 200
+    assert key not in listing.content.decode()
+    assert withdrawn.status_code == 302
+    assert not Token.objects.filter(user=system).exists()
+    assert [(e.action, e.target_id, e.payload) for e in events_since(start)] == [
+        ("user.api_token_issued", str(system.pk), {"agency": system.agency_id, "replaced": False}),
+        ("user.api_token_revoked", str(system.pk), {}),
+    ]
+
+
+def test_an_api_token_for_a_citizen_is_refused_and_changes_nothing(client, administrator, world):
+    start = head_sequence()
+
+    issued = client.post("/admin/authtoken/tokenproxy/add/", {"user": world.citizen.pk})
+
+    assert issued.status_code == 302
+    assert messages_of(issued) == [
+        "API tokens are for agency systems: an account with that role and an agency."
+    ]
+    assert (Token.objects.count(), events_since(start)) == (0, [])
 
 
 # --- Who may use these pages --------------------------------------------------------------------
