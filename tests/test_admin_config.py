@@ -397,20 +397,25 @@ def test_editing_a_workflow_definition_publishes_a_new_validated_version(client,
 
 
 @pytest.mark.parametrize(
-    ("text", "problem"),
+    ("edit", "problem"),
     [
-        ("states: [unclosed", "published definition"),
-        ("key: shanghai-objection\n", "published definition"),
+        (lambda text: "states: [unclosed", "published definition: not valid YAML"),
+        (lambda text: "key: shanghai-objection\n", "published definition"),
+        (
+            lambda text: text.replace("jurisdiction: shanghai", "jurisdiction: atlantis", 1),
+            "jurisdiction: &#x27;atlantis&#x27; is not a jurisdiction of this platform",
+        ),
     ],
 )
 def test_an_invalid_workflow_definition_shows_its_problems_and_changes_nothing(
-    client, administrator, text, problem
+    client, administrator, edit, problem
 ):
     current = WorkflowDefinition.objects.get(key="shanghai-objection", is_current=True)
     start, rows = head_sequence(), snapshot(WorkflowDefinition)
 
     page = client.post(
-        f"/admin/objections/workflowdefinition/{current.pk}/change/", {"source_text": text}
+        f"/admin/objections/workflowdefinition/{current.pk}/change/",
+        {"source_text": edit(current.source_text)},
     )
 
     assert page.status_code == 200
