@@ -5,7 +5,8 @@ Django page can do with the database, served by the same process, middleware and
 pages it is compared with. The WSGI application wraps Django's and adds to every response what
 the server spent on it (`Server-Timing: app;dur=<ms>, db;dur=<ms>`, measured around Django's
 handler: every middleware, the view and the template, not the network) and how many statements
-it ran (`X-Bench-Statements`), of which how many were a COUNT (`X-Bench-Counts`). Nothing here is
+it ran (`X-Bench-Statements`), of which how many counted rows (`X-Bench-Counts`: COUNT(*), what
+`QuerySet.count()` and a paginator run). Nothing here is
 part of the project's own URLs or settings.
 """
 
@@ -34,7 +35,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
 
 
 class _Statements:
-    """An execute wrapper that counts statements, COUNTs among them, and their time."""
+    """An execute wrapper that counts statements, COUNT(*)s among them, and their time."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -45,7 +46,7 @@ class _Statements:
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
     ) -> Any:
         self.count += 1
-        if "COUNT(" in sql.upper():
+        if "COUNT(*)" in sql.upper():
             self.counts += 1
         start = time.perf_counter()
         try:
