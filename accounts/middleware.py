@@ -2,9 +2,10 @@
 without a request and SCS_STAFF_ABSOLUTE_SECONDS after sign-in; other users' after
 SCS_CITIZEN_IDLE_SECONDS without a request.
 
-The session holds when it signed in and when it was last seen (Unix seconds). "Last seen" is
-written at most once a minute, so that a page's requests do not each save the session; an idle
-limit may therefore end a session up to a minute early.
+The session holds when it signed in, when it was last seen (Unix seconds) and whether it is a
+staff session (decided at sign-in, so that no request reads the user's roles for it). "Last seen"
+is written at most once a minute, so that a page's requests do not each save the session; an
+idle limit may therefore end a session up to a minute early.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -25,15 +26,18 @@ from accounts.services import second_factor_required, session_end_record
 
 SIGNED_IN_KEY = "scs_signed_in_at"
 LAST_SEEN_KEY = "scs_last_seen_at"
+STAFF_KEY = "scs_staff_session"
 LAST_SEEN_RESOLUTION_SECONDS = 60
 
 
-def session_times_start(session: object, now: float | None = None) -> None:
-    """Mark a session as signed in now (also used by tests that sign in without a request)."""
+def session_times_start(session: object, *, staff: bool, now: float | None = None) -> None:
+    """Mark a session as signed in now, with staff limits or not (also used by tests that sign
+    in without a request)."""
     moment = time.time() if now is None else now
-    store = cast("dict[str, float]", session)
+    store = cast("dict[str, float | bool]", session)
     store[SIGNED_IN_KEY] = moment
     store[LAST_SEEN_KEY] = moment
+    store[STAFF_KEY] = staff
 
 
 class SessionLimitMiddleware:
@@ -51,11 +55,12 @@ class SessionLimitMiddleware:
                 if response is not None:
                     return response
         response = self.get_response(request)
-        # A sign-in during this request (the login form, the admin's login) starts the clock.
-        # (DRF leaves None on the request of an API call without credentials.)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and SIGNED_IN_KEY not in request.session:
-            session_times_start(request.session)
+        # A sign-in during this request (the login form, the admin's login) starts the clock. Only
+        # a session sign-in: a token-authenticated API call has no session to time.
+        if SESSION_KEY in request.session and SIGNED_IN_KEY not in request.session:
+            session_times_start(
+                request.session, staff=second_factor_required(cast("User", request.user))
+            )
         return response
 
     @staticmethod
@@ -64,10 +69,15 @@ class SessionLimitMiddleware:
         now = time.time()
         signed_in = session.get(SIGNED_IN_KEY)
         last_seen = session.get(LAST_SEEN_KEY)
-        if not isinstance(signed_in, int | float) or not isinstance(last_seen, int | float):
-            session_times_start(session, now)
+        staff = session.get(STAFF_KEY)
+        if (
+            not isinstance(signed_in, int | float)
+            or not isinstance(last_seen, int | float)
+            or not isinstance(staff, bool)
+        ):
+            session_times_start(session, staff=second_factor_required(user), now=now)
             return ""
-        if second_factor_required(user):
+        if staff:
             if now - signed_in >= settings.SCS_STAFF_ABSOLUTE_SECONDS:
                 return "absolute"
             idle_limit = settings.SCS_STAFF_IDLE_SECONDS

@@ -61,6 +61,10 @@ class SignInView(LoginView):
             return f"{url}?{urlencode({REDIRECT_FIELD_NAME: wanted})}" if wanted else url
         return super().get_success_url()
 
+    def get_default_redirect_url(self) -> str:
+        # Staff who passed the second factor (opening the login page again) go to their queue.
+        return _home_url(cast("User", self.request.user))
+
 
 def _verified(user: Any) -> bool:
     is_verified = getattr(user, "is_verified", None)
@@ -74,6 +78,10 @@ def _next_url(request: HttpRequest, user: User) -> str:
         wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return wanted
+    return _home_url(user)
+
+
+def _home_url(user: User) -> str:
     if roles.role_names(user) & SECOND_FACTOR_ROLES:
         return reverse("dashboard:queue")
     if user.is_staff:

@@ -24,7 +24,7 @@ def staff_login(client: Any, user: Any) -> TOTPDevice:
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     # Signed in now, as the login page would record it: the first request saves nothing more.
-    session_times_start(session)
+    session_times_start(session, staff=True)
     session.save()
     return device
 

@@ -356,6 +356,12 @@ def test_the_password_login_sends_staff_to_the_second_factor_with_a_new_session_
     assert not verified(english)
 
 
+def test_verified_staff_opening_the_login_page_go_to_their_queue(english: Client) -> None:
+    staff_login(english, person("caseworker"))
+
+    assert english.get("/accounts/login/")["Location"] == "/dashboard/"
+
+
 def test_a_citizen_is_not_asked_for_a_second_factor(english: Client) -> None:
     person("citizen", username="wangwei")
 
@@ -528,4 +534,18 @@ def test_an_api_call_of_an_ended_session_is_refused_not_redirected(
     response = english.get("/api/v1/me/records/", headers={"accept": "application/json"})
 
     assert response.status_code in {401, 403}
+    assert not signed_in(english)
+
+
+def test_the_login_form_starts_a_staff_sessions_clock(
+    english: Client, time_machine: TimeMachineFixture
+) -> None:
+    person("caseworker", username="li-caseworker")
+    english.post("/accounts/login/", {"username": "li-caseworker", "password": PASSWORD})
+    assert english.get(SECOND_FACTOR).status_code == 200
+
+    time_machine.shift(timedelta(minutes=31))
+    response = english.get(SECOND_FACTOR)
+
+    assert response["Location"] == f"/accounts/login/?next={SECOND_FACTOR}"
     assert not signed_in(english)
