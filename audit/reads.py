@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 # The reads this module records, as `read.<what>`.
 CASE_OPENED: Final = "case_opened"
-READS: Final = frozenset({CASE_OPENED})
+# A case's evidence file shown or downloaded (its target: the `objections.Evidence` row).
+EVIDENCE_OPENED: Final = "evidence_opened"
+READS: Final = frozenset({CASE_OPENED, EVIDENCE_OPENED})
 
 # Opening a case as one of these is a read of someone else's personal data; an applicant reading
 # their own case is not recorded.

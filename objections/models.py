@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 from django.conf import settings
@@ -551,3 +552,42 @@ class CaseUserObjectPermission(UserObjectPermissionBase):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reason = models.CharField(max_length=300, blank=True)
+
+
+class Evidence(BaseModel):
+    """A file a case rests on (a PDF, JPEG or PNG, checked by its content), stored outside the
+    web root under a random name (`objections.evidence.storage`). URLs name it by `public_id`;
+    images are kept re-encoded, without their metadata. Written only by
+    `objections.services.evidence`."""
+
+    class Visibility(models.TextChoices):
+        INTERNAL = "internal", _("internal")
+        SHARED = "shared", _("shared with the applicant")
+
+    class ContentType(models.TextChoices):
+        PDF = "application/pdf", _("PDF document")
+        JPEG = "image/jpeg", _("JPEG image")
+        PNG = "image/png", _("PNG image")
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="evidence")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    stored_name = models.CharField(max_length=64, unique=True, editable=False)
+    original_name = models.CharField(
+        max_length=200, help_text=_("The name the file was sent with, for display only.")
+    )
+    content_type = models.CharField(max_length=20, choices=ContentType.choices)
+    size = models.PositiveBigIntegerField(help_text=_("Bytes stored."))
+    sha256 = models.CharField(max_length=64, help_text=_("Of the bytes stored."))
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.INTERNAL
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["case_id", "id"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.public_id} ({self.content_type})"

@@ -176,6 +176,8 @@ LOGOUT_REDIRECT_URL = "home"
 # and the issuer an authenticator app shows beside the account.
 OTP_LOGIN_URL = "second_factor"
 OTP_TOTP_ISSUER = "scs-cases"
+# django-otp's admin pages never show a device's key, its QR code or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Session limits (accounts.middleware), in seconds: staff idle and from sign-in; citizens idle.
 SCS_STAFF_IDLE_SECONDS = int(os.environ.get("SCS_STAFF_IDLE_SECONDS", "1800"))
 SCS_STAFF_ABSOLUTE_SECONDS = int(os.environ.get("SCS_STAFF_ABSOLUTE_SECONDS", "43200"))
@@ -205,6 +207,9 @@ MEDIA_ROOT = DATA_DIR / "private"  # evidence and import files: outside the web 
 
 # Uploads: an import file is read as a stream; cap what one request may send.
 IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("SCS_IMPORT_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
+# Evidence files: each file's cap (enforced while the upload streams) and the files one case holds.
+SCS_EVIDENCE_MAX_BYTES = int(os.environ.get("SCS_EVIDENCE_MAX_BYTES", str(20 * 1024 * 1024)))
+SCS_EVIDENCE_MAX_FILES = int(os.environ.get("SCS_EVIDENCE_MAX_FILES", "10"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
