@@ -1,6 +1,6 @@
 from django.urls import path
 
-from objections import apis, queue_apis, supervision_apis
+from objections import apis, evidence_apis, queue_apis, supervision_apis
 
 urlpatterns = [
     path("import-conflicts/", apis.ImportConflictListApi.as_view(), name="api-import-conflicts"),
@@ -38,5 +38,17 @@ urlpatterns = [
         "supervision/series/",
         supervision_apis.SupervisionSeriesApi.as_view(),
         name="api-supervision-series",
+    ),
+]
+urlpatterns += [
+    path(
+        "cases/<str:reference>/evidence/",
+        evidence_apis.CaseEvidenceApi.as_view(),
+        name="api-case-evidence",
+    ),
+    path(
+        "cases/<str:reference>/evidence/<uuid:public_id>/",
+        evidence_apis.CaseEvidenceFileApi.as_view(),
+        name="api-case-evidence-file",
     ),
 ]

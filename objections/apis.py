@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django.db.models import Value
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -21,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from audit.reads import CASE_OPENED, read_by_staff, read_record
+from objections.evidence.uploads import evidence_upload_prepare, evidence_uploaded, form_values
 from objections.models import Case, CaseDocument, DisputeStatement, PendingApproval
 from objections.selectors import (
     case_clocks,
@@ -41,6 +43,7 @@ from objections.services import (
     import_conflict_resolve,
 )
 from objections.services.definitions import definition_of
+from objections.services.evidence import case_file_with_evidence
 from records.apis import DisputeStatementOutput, RecordOutput, SubjectOutput
 from records.models import ImportConflict
 from records.selectors import record_get_for_provider, record_get_for_user
@@ -329,16 +332,34 @@ class CaseListCreateApi(APIView):
             )
         )
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # A multipart filing may carry evidence: its caps apply while the body streams.
+        if request.method == "POST":
+            evidence_upload_prepare(request)
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(request=InputSerializer, responses={201: CaseDetailOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        # Sent as multipart/form-data: the same fields, `correction` and `documents` as JSON
+        # text, and files as `evidence`; every file is checked before the case is created.
+        evidence = evidence_uploaded(request)
+        data = self.InputSerializer(
+            data=form_values(
+                request, lists=("fields_objected",), objects=("correction", "documents")
+            )
+        )
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         find = (
             record_get_for_provider if values["kind"] == Case.Kind.DELETION else record_get_for_user
         )
         record = find(user=_user(request), public_id=values.pop("record"))
-        case = case_file(actor=_user(request), record=record, **values)
+        if evidence:
+            case = case_file_with_evidence(
+                actor=_user(request), record=record, evidence=evidence, **values
+            )
+        else:
+            case = case_file(actor=_user(request), record=record, **values)
         case = case_get_for_user(user=_user(request), reference=case.reference)
         return Response(
             CaseDetailOutput(case, context={"user": _user(request)}).data,
