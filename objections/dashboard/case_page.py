@@ -23,6 +23,7 @@ from audit.reads import CASE_OPENED, read_record
 from objections import workflow
 from objections.dashboard.access import dashboard_page, is_supervisor
 from objections.dashboard.selectors import clock_badge, staff_case_get
+from objections.evidence.selectors import evidence_list_for_user
 from objections.exceptions import (
     CaseConflict,
     ExtensionRefused,
@@ -215,6 +216,7 @@ def _context(request: HttpRequest, case: Case, **extra: Any) -> dict[str, Any]:
         "diff": diff,
         "decision": decision,
         "documents": documents,
+        "evidence": list(evidence_list_for_user(user=user, case=case)),
         "clocks": list(case_clocks(case=case)),
         "timeline": timeline,
         "internal_notes": [note for note in notes if note.kind == CaseNote.Kind.INTERNAL],

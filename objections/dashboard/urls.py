@@ -1,6 +1,6 @@
 from django.urls import path
 
-from objections.dashboard import case_page, queue, supervision
+from objections.dashboard import case_page, evidence_views, queue, supervision
 
 app_name = "dashboard"
 
@@ -15,5 +15,17 @@ urlpatterns = [
         "supervision/escalations/<int:pk>/handle/",
         supervision.handle_escalation,
         name="supervision_escalation_handle",
+    ),
+]
+urlpatterns += [
+    path(
+        "cases/<str:reference>/evidence/<uuid:public_id>/",
+        evidence_views.evidence_file,
+        name="evidence_file",
+    ),
+    path(
+        "cases/<str:reference>/evidence/<uuid:public_id>/view/",
+        evidence_views.evidence_view,
+        name="evidence_view",
     ),
 ]

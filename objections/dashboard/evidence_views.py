@@ -1,0 +1,56 @@
+"""The dashboard's evidence viewer: a case's file shown in the page (an image inline, a PDF in a
+sandboxed frame) and the file itself, for staff whose scope holds the case. Every view and every
+download is recorded as a read (`read.evidence_opened`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import cast
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from accounts.models import User
+from objections.dashboard.access import dashboard_page
+from objections.dashboard.selectors import staff_case_get
+from objections.evidence.checks import PDF
+from objections.evidence.selectors import evidence_get_for_user
+from objections.evidence.serving import evidence_file_response, evidence_read_record
+
+
+@dashboard_page
+@require_http_methods(["GET", "HEAD"])
+def evidence_view(request: HttpRequest, reference: str, public_id: uuid.UUID) -> HttpResponse:
+    user = cast("User", request.user)
+    case = staff_case_get(user=user, reference=reference)
+    evidence = evidence_get_for_user(user=user, case=case, public_id=public_id)
+    response = render(
+        request,
+        "dashboard/evidence_view.html",
+        {
+            "current": "queue",
+            "case": case,
+            "evidence": evidence,
+            "is_pdf": evidence.content_type == PDF,
+        },
+    )
+    # Once the page is built and before it leaves: no record of the read, no page.
+    evidence_read_record(user=user, case=case, evidence=evidence)
+    return response
+
+
+@dashboard_page
+@require_http_methods(["GET", "HEAD"])
+def evidence_file(request: HttpRequest, reference: str, public_id: uuid.UUID) -> HttpResponse:
+    """The file: an attachment, or with `?inline=1` for the viewer."""
+    user = cast("User", request.user)
+    case = staff_case_get(user=user, reference=reference)
+    evidence = evidence_get_for_user(user=user, case=case, public_id=public_id)
+    response = evidence_file_response(evidence, inline=request.GET.get("inline") == "1")
+    try:
+        evidence_read_record(user=user, case=case, evidence=evidence)
+    except BaseException:
+        response.close()
+        raise
+    return cast("HttpResponse", response)  # a streaming response: `dashboard_page` passes it on
