@@ -522,6 +522,26 @@ def recovery_codes_regenerate(*, user: User) -> tuple[str, ...]:
 
 
 @audited()
+def second_factor_reset(*, user: User, actor: User) -> bool:
+    """Remove a user's authenticator app and recovery codes (a lost phone), so that their next
+    sign-in enrols afresh. Returns False when they had none."""
+    User.objects.select_for_update().get(pk=user.pk)
+    totp_devices = sorted(TOTPDevice.objects.filter(user=user).values_list("pk", flat=True))
+    static_devices = sorted(StaticDevice.objects.filter(user=user).values_list("pk", flat=True))
+    if not totp_devices and not static_devices:
+        return False
+    TOTPDevice.objects.filter(pk__in=totp_devices).delete()
+    StaticDevice.objects.filter(pk__in=static_devices).delete()  # their codes with them
+    audit_record(
+        actor=actor,
+        action="auth.second_factor_reset",
+        target=user,
+        data={"totp_devices": totp_devices, "recovery_devices": static_devices},
+    )
+    return True
+
+
+@audited()
 def session_end_record(*, user: User, reason: str) -> None:
     """A session ended by its time limit ("idle" or "absolute"), before it is logged out."""
     audit_record(actor=user, action="auth.session_expired", target=user, data={"reason": reason})

@@ -22,6 +22,7 @@ from accounts.services import (
     SECOND_FACTOR_FAILURE_WINDOW_SECONDS,
     recovery_codes_regenerate,
     second_factor_failures_key,
+    second_factor_reset,
 )
 from audit.models import AuditEvent
 from tests.factories import UserFactory
@@ -549,3 +550,51 @@ def test_the_login_form_starts_a_staff_sessions_clock(
 
     assert response["Location"] == f"/accounts/login/?next={SECOND_FACTOR}"
     assert not signed_in(english)
+
+
+def test_a_reset_removes_the_app_and_codes_so_that_the_next_sign_in_enrols(
+    english: Client,
+) -> None:
+    # given a caseworker who lost their phone and their recovery codes
+    administrator = person("administrator", is_staff=True)
+    caseworker = person("caseworker")
+    device = staff_device(caseworker)
+    recovery_codes_regenerate(user=caseworker)
+    recovery = StaticDevice.objects.get(user=caseworker)
+    start = last_sequence()
+
+    # when an administrator resets their second factor
+    assert second_factor_reset(user=caseworker, actor=administrator) is True
+
+    # then both are gone, the reset is audited, and signing in offers enrolment
+    assert not TOTPDevice.objects.filter(user=caseworker).exists()
+    assert not StaticToken.objects.filter(device__user=caseworker).exists()
+    assert events_since(start) == [
+        (
+            "auth.second_factor_reset",
+            administrator.pk,
+            {"totp_devices": [device.pk], "recovery_devices": [recovery.pk]},
+        )
+    ]
+    # and a second reset has nothing to do and records nothing more
+    assert second_factor_reset(user=caseworker, actor=administrator) is False
+    assert last_sequence() == start + 1
+    english.force_login(caseworker)
+    assert "Set up your authenticator app" in english.get(SECOND_FACTOR).content.decode()
+
+
+def test_the_admin_never_shows_a_devices_key_or_recovery_codes(english: Client) -> None:
+    caseworker = person("caseworker")
+    device = staff_device(caseworker)
+    codes = recovery_codes_regenerate(user=caseworker)
+    staff_login(english, person("administrator", is_staff=True, is_superuser=True))
+
+    totp_page = english.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
+    static_device = StaticDevice.objects.get(user=caseworker)
+    static_page = english.get(
+        f"/admin/otp_static/staticdevice/{static_device.pk}/change/"
+    ).content.decode()
+
+    assert device.key not in totp_page
+    assert english.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 403
+    assert not any(code in static_page for code in codes)
