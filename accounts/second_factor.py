@@ -130,7 +130,7 @@ def _signed_in(request: HttpRequest, check: SecondFactorCheck) -> None:
 def second_factor(request: HttpRequest) -> HttpResponse:
     """Enrolment for a user without an authenticator app, otherwise verification."""
     user = cast("User", request.user)
-    if _verified(user):
+    if _verified(user) or not second_factor_required(user):
         return HttpResponseRedirect(_next_url(request, user))
     if second_factor_locked(user=user):
         return _locked(request)

@@ -371,6 +371,7 @@ def test_a_citizen_is_not_asked_for_a_second_factor(english: Client) -> None:
     assert response.status_code == 302
     assert response["Location"] == "/portal/records/"
     assert english.get("/portal/records/").status_code == 200
+    assert english.get(SECOND_FACTOR)["Location"] == "/portal/records/"
     assert not TOTPDevice.objects.exists()
 
 
