@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401 - connects the audit of sign-ins
+        from accounts import schema, signals  # noqa: F401 - the schema extension; sign-in audit

@@ -63,13 +63,22 @@ def _decode(cursor: str, length: int) -> list[object]:
 
 
 def _after(keys: Sequence[Key], values: Sequence[object]) -> Q:
-    """Rows strictly after `values` in the order of `keys`."""
+    """Rows strictly after `values` in the order of `keys`.
+
+    The first key's bound (`>=`, or `<=` running downwards) is stated on its own in front of
+    the OR that the later keys need: the same rows, but an index on the keys can start its scan
+    there instead of reading every row before the page."""
     condition = Q()
     for position in range(len(keys) - 1, -1, -1):
         key, value = keys[position], values[position]
         beyond = Q(**{f"{key.name}__{'lt' if key.descending else 'gt'}": value})
         condition = (
             beyond if position == len(keys) - 1 else beyond | (Q(**{key.name: value}) & condition)
+        )
+    first, value = keys[0], values[0]
+    if len(keys) > 1 and value is not None:
+        condition = (
+            Q(**{f"{first.name}__{'lte' if first.descending else 'gte'}": value}) & condition
         )
     return condition
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
@@ -31,6 +32,31 @@ from scs_cases.pagination import Key
 
 NO_DEADLINE = date(9999, 12, 31)
 QUEUE_KEYS = (Key("due_key"), Key("id"))
+# What a queue row shows (page and API): only these columns are read.
+QUEUE_COLUMNS = (
+    "id",
+    "reference",
+    "kind",
+    "state",
+    "is_open",
+    "next_due_on",
+    "filed_at",
+    "lock_version",
+    "record",
+    "subject",
+    "assignee",
+    "responsible_agency",
+    "record__public_id",
+    "record__title",
+    "record__agency",
+    "record__category",
+    "record__agency__code",
+    "record__category__code",
+    "subject__name",
+    "subject__identifier_masked",
+    "assignee__username",
+    "responsible_agency__code",
+)
 
 
 def _badge_clocks() -> Prefetch[Any]:
@@ -131,15 +157,22 @@ def queue_filters_from(params: object) -> QueueFilters:
 
 def _search(text: str) -> Q:
     """A case reference, or a subject's identifier matched through its keyed hash (never a
-    scan of clear text). Text that is neither matches nothing."""
+    scan of clear text): the subjects are found first by the hash's unique index, then their
+    cases. Text that is neither matches nothing."""
     value = normalise_identifier(text)
-    found = Q(reference=value)
+    hashes = []
     for kind in (Subject.Kind.PERSON, Subject.Kind.ORGANISATION):
         try:
-            valid = validate_identifier(kind, value)
+            hashes.append(identifier_hash(kind, validate_identifier(kind, value)))
         except InvalidIdentifier:
             continue
-        found |= Q(subject__identifier_hash=identifier_hash(kind, valid))
+    found = Q(reference=value)
+    if hashes:
+        subjects = list(
+            Subject.objects.filter(identifier_hash__in=hashes).values_list("pk", flat=True)
+        )
+        if subjects:
+            found |= Q(subject_id__in=subjects)
     return found
 
 
@@ -169,8 +202,10 @@ def queue_for_user(*, user: User, filters: QueueFilters) -> QuerySet[Case]:
         cases = cases.filter(assignee_id=int(filters.assignee))
     if filters.q:
         cases = cases.filter(_search(filters.q))
-    return cases.annotate(due_key=Coalesce("next_due_on", Value(NO_DEADLINE))).prefetch_related(
-        _badge_clocks()
+    return (
+        cases.annotate(due_key=Coalesce("next_due_on", Value(NO_DEADLINE)))
+        .only(*QUEUE_COLUMNS)
+        .prefetch_related(_badge_clocks())
     )
 
 
@@ -232,10 +267,32 @@ class FilterChoices:
     assignees: list[tuple[int, str]]
 
 
+CHOICES_SECONDS = 60
+
+
 def queue_filter_choices(*, user: User) -> FilterChoices:
-    """The values each queue filter offers (a few small queries, whatever the queue's size)."""
-    from objections.models import WorkflowDefinition
+    """The values each queue filter offers. Those shared by everyone (states, jurisdictions,
+    agencies, categories) are kept a minute in the shared cache, per language; the assignees
+    are the user's agency's, read each time (one query)."""
     from objections.services.assignment import assignable_users
+
+    language = translation_language() or ""
+    key = f"dashboard:queue-choices:{language}"
+    shared = cache.get(key)
+    if shared is None:
+        shared = _shared_choices(chinese=language.startswith("zh"))
+        cache.set(key, shared, CHOICES_SECONDS)
+    return FilterChoices(
+        **shared,
+        assignees=[
+            (person.pk, person.get_username())
+            for person in (assignable_users(agency_id=user.agency_id) if user.agency_id else [])
+        ],
+    )
+
+
+def _shared_choices(*, chinese: bool) -> dict[str, Any]:
+    from objections.models import WorkflowDefinition
     from objections.services.definitions import definition_of
     from records.models import Agency, CatalogueEntry, Jurisdiction
 
@@ -244,7 +301,6 @@ def queue_filter_choices(*, user: User) -> FilterChoices:
         "pk", "source_text", "source_hash"
     ):
         states.update(definition_of(row).states)
-    chinese = (translation_language() or "").startswith("zh")
     jurisdictions = [
         (code, name_zh if chinese else name_en)
         for code, name_zh, name_en in Jurisdiction.objects.order_by("code").values_list(
@@ -253,17 +309,13 @@ def queue_filter_choices(*, user: User) -> FilterChoices:
     ]
     agencies = Agency.objects.order_by("jurisdiction__code", "code")
     categories = CatalogueEntry.objects.order_by("jurisdiction__code", "code")
-    return FilterChoices(
-        states=sorted(states),
-        kinds=[(value, str(label)) for value, label in Case.Kind.choices],
-        jurisdictions=jurisdictions,
-        agencies=[(pk, code) for pk, code in agencies.values_list("pk", "code")],
-        categories=[
+    return {
+        "states": sorted(states),
+        "kinds": [(value, str(label)) for value, label in Case.Kind.choices],
+        "jurisdictions": jurisdictions,
+        "agencies": list(agencies.values_list("pk", "code")),
+        "categories": [
             (pk, f"{jurisdiction} · {code}")
             for pk, jurisdiction, code in categories.values_list("pk", "jurisdiction__code", "code")
         ],
-        assignees=[
-            (person.pk, person.get_username())
-            for person in (assignable_users(agency_id=user.agency_id) if user.agency_id else [])
-        ],
-    )
+    }

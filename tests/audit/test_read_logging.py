@@ -6,9 +6,10 @@ Who, what and when, by id only: the applicant's own reads, and requests that sho
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 from time_machine import TimeMachineFixture
 
@@ -17,11 +18,13 @@ from audit.models import AuditEvent
 from audit.reads import CASE_OPENED, read_record
 from objections.models import Case
 from objections.services import case_file, case_route
+from objections.services.grants import case_access_grant
 from records.crypto import identifier_decrypt
 from records.identifiers import mask_identifier
 from tests.clock import SHANGHAI
 from tests.conftest import head_sequence
 from tests.objections import conftest as case_conftest
+from tests.factories import UserFactory
 from tests.objections.conftest import World
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +72,14 @@ def test_staff_opening_a_case_writes_one_read_event(
     world: World, case: Case, who: str, role: str, time_machine: TimeMachineFixture
 ):
     reader = User.objects.get(pk=getattr(world, who).pk)
+    if who == "auditor":  # an auditor reads a case through a time-limited grant
+        case_access_grant(
+            case=case,
+            user=reader,
+            actor=UserFactory(username="admin-grants", role="administrator"),
+            reason="年度审计",
+            expires_at=timezone.now() + timedelta(days=1),
+        )
     since = head_sequence()
     before = datetime(2026, 6, 15, 10, tzinfo=SHANGHAI)
     time_machine.move_to(before, tick=False)

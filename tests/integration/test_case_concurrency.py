@@ -21,6 +21,7 @@ from objections.services import TransitionInput, case_route, case_transition
 from records.models import CreditRecord, CreditRecordVersion
 from tests.conftest import FLUSHABLE_APPS
 from tests.integration.conftest import World, wait_for
+from tests.staff import staff_login
 
 pytestmark = [
     pytest.mark.postgres,
@@ -160,7 +161,7 @@ def test_the_losing_decision_through_the_api_is_409_and_changes_nothing(
         expected_lock_version=read_version,
     )
     events_before = len(world.events("case.transitioned", case))
-    client.force_login(world.second_caseworker)
+    staff_login(client, world.second_caseworker)
     body: dict[str, object] = {
         "transition": "grant",
         "outcome": Case.Outcome.GRANTED,

@@ -543,9 +543,10 @@ def test_posts_without_a_csrf_token_are_refused_and_change_nothing(matrix: Matri
 # --- the case page's query budget ---------------------------------------------------------------
 
 # The user, their device, roles and agency; the case; its decision, documents, notes, pending
-# approval, timeline and its actors, clocks (two reads), the grants; the user's subjects (twice:
-# the steps and the reveal); the audited read (savepoint, append, chain head, seal, release).
-CASE_PAGE_QUERIES = 21
+# approval, timeline and its actors, clocks (two reads), the grants, the evidence; the user's
+# subjects (twice: the steps and the reveal); the audited read (savepoint, append, chain head,
+# seal, release).
+CASE_PAGE_QUERIES = 22
 
 
 def case_page_queries(client: Client, case: Case) -> int:
