@@ -23,8 +23,8 @@ from records.crypto import identifier_decrypt
 from records.identifiers import mask_identifier
 from tests.clock import SHANGHAI
 from tests.conftest import head_sequence
-from tests.objections import conftest as case_conftest
 from tests.factories import UserFactory
+from tests.objections import conftest as case_conftest
 from tests.objections.conftest import World
 
 pytestmark = pytest.mark.django_db
