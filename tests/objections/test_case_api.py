@@ -407,9 +407,7 @@ def test_zhejiang_caseworker_lists_zhejiang_cases_only(world: World, three_cases
     assert references(listed(world.zj_caseworker)) == {three_cases["zj"]}
 
 
-def test_an_auditor_lists_only_the_cases_granted_to_them(
-    world: World, three_cases: dict[str, str]
-):
+def test_an_auditor_lists_only_the_cases_granted_to_them(world: World, three_cases: dict[str, str]):
     from datetime import timedelta
 
     from django.utils import timezone
