@@ -83,23 +83,28 @@ def case_assign(
     for case in cases:
         if case.assignee_id == (assignee.pk if assignee else None):
             continue
-        before = case.assignee_id
-        case.assignee = assignee
-        case.lock_version += 1
-        case.save(update_fields=["assignee", "lock_version", "updated_at"])
-        audit_record(
-            actor=actor,
-            action="case.assigned",
-            target=case,
-            case_reference=case.reference,
-            data={
-                "before": before,
-                "after": case.assignee_id,
-                **({"reason": reason[:500]} if reason else {}),
-            },
-        )
+        _give(case, assignee, actor=actor, reason=reason)
         changed.append(case)
     return changed
+
+
+def _give(case: Case, assignee: User | None, *, actor: User | None, reason: str) -> None:
+    """The write itself, with its audit event: the assignee before and after."""
+    before = case.assignee_id
+    case.assignee = assignee
+    case.lock_version += 1
+    case.save(update_fields=["assignee", "lock_version", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="case.assigned",
+        target=case,
+        case_reference=case.reference,
+        data={
+            "before": before,
+            "after": case.assignee_id,
+            **({"reason": reason[:500]} if reason else {}),
+        },
+    )
 
 
 def least_loaded_caseworker(agency_id: int) -> User | None:
@@ -128,16 +133,6 @@ def cases_unassigned_assign(*, agency: Agency) -> int:
         worker = least_loaded_caseworker(agency.pk)
         if worker is None:
             break
-        case = Case.objects.get(pk=case_id)
-        case.assignee = worker
-        case.lock_version += 1
-        case.save(update_fields=["assignee", "lock_version", "updated_at"])
-        audit_record(
-            actor=None,
-            action="case.assigned",
-            target=case,
-            case_reference=case.reference,
-            data={"before": None, "after": worker.pk, "reason": "caseworker joined"},
-        )
+        _give(Case.objects.get(pk=case_id), worker, actor=None, reason="caseworker joined")
         assigned += 1
     return assigned
