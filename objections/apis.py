@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from django.db.models import Value
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -22,7 +21,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from audit.reads import CASE_OPENED, read_by_staff, read_record
-from objections.evidence.uploads import evidence_upload_prepare, evidence_uploaded, form_values
+from objections.evidence.uploads import EvidenceUploads, evidence_uploaded, form_values
 from objections.models import Case, CaseDocument, DisputeStatement, PendingApproval
 from objections.selectors import (
     case_clocks,
@@ -282,7 +281,7 @@ class CaseDetailOutput(CaseSummaryOutput):
         return {"id": approval.pk, "transition": approval.transition}
 
 
-class CaseListCreateApi(APIView):
+class CaseListCreateApi(EvidenceUploads, APIView):
     throttle_scope = "filing"
 
     @extend_schema_serializer(component_name="CaseFilingInput")
@@ -331,12 +330,6 @@ class CaseListCreateApi(APIView):
                 output=lambda rows: CaseSummaryOutput(rows, many=True).data,
             )
         )
-
-    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
-        # A multipart filing may carry evidence: its caps apply while the body streams.
-        if request.method == "POST":
-            evidence_upload_prepare(request)
-        return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(request=InputSerializer, responses={201: CaseDetailOutput})
     def post(self, request: Request) -> Response:

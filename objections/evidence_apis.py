@@ -9,13 +9,12 @@ the browser; staff downloads are recorded as reads.
 from __future__ import annotations
 
 import uuid
-from typing import Any, cast
+from typing import cast
 
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +23,11 @@ from accounts.models import User
 from audit.reads import read_by_staff
 from objections.evidence.selectors import evidence_get_for_user, evidence_list_for_user
 from objections.evidence.serving import evidence_file_response, evidence_read_record
-from objections.evidence.uploads import evidence_upload_prepare, evidence_uploaded
+from objections.evidence.uploads import (
+    EvidenceRestMultiPartParser,
+    EvidenceUploads,
+    evidence_uploaded,
+)
 from objections.models import Evidence
 from objections.selectors import case_get_for_user
 from objections.services.evidence import evidence_attach
@@ -45,8 +48,8 @@ class EvidenceOutput(serializers.Serializer):
     uploaded_at = serializers.DateTimeField(source="created_at")
 
 
-class CaseEvidenceApi(APIView):
-    parser_classes = [MultiPartParser]
+class CaseEvidenceApi(EvidenceUploads):
+    parser_classes = [EvidenceRestMultiPartParser]
 
     @extend_schema_serializer(component_name="EvidenceInput")
     class InputSerializer(serializers.Serializer):
@@ -61,12 +64,6 @@ class CaseEvidenceApi(APIView):
             required=False,
             help_text="Staff only (default internal); the applicant's files are shared.",
         )
-
-    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
-        # The caps apply while the body streams: installed before anything reads it.
-        if request.method == "POST":
-            evidence_upload_prepare(request)
-        return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(responses=EvidenceOutput(many=True))
     def get(self, request: Request, reference: str) -> Response:

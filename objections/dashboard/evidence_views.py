@@ -1,6 +1,6 @@
 """The dashboard's evidence viewer: a case's file shown in the page (an image inline, a PDF in a
-sandboxed frame) and the file itself, for staff whose scope holds the case. Every view and every
-download is recorded as a read (`read.evidence_opened`)."""
+frame, sandboxed by its own policy) and the file itself, for staff whose scope holds the case.
+Every view and every download is recorded as a read (`read.evidence_opened`)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ from objections.models import Case, Evidence
 
 # A download opened as a page anyway runs nothing and loads nothing.
 ATTACHMENT_POLICY: Final = "default-src 'none'; sandbox"
-# Shown in the dashboard's viewer: an image in an <img>, a PDF in a sandboxed frame.
+# Shown in the dashboard's viewer: an image in an <img>, a PDF in a frame of this site whose
+# document is sandboxed by its own policy (Chromium's viewer still draws it; it would not in a
+# frame with the `sandbox` attribute).
 INLINE_IMAGE_POLICY: Final = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 )

@@ -1,11 +1,12 @@
 """Reading evidence files from a multipart request, with the caps enforced as the body streams.
 
-`evidence_upload_prepare` runs before anything reads the body (for a DRF view: in
-`initialize_request`, before authentication, whose CSRF check may read it). It puts
+A DRF view that takes evidence inherits `EvidenceUploads`. Before anything reads the body (in
+`initialize_request`, before authentication, whose CSRF check may read it) it puts
 `EvidenceUploadHandler` first among the request's upload handlers, so that a file past the
 per-file cap, or a file past the per-request count, stops the upload there: the rest of the body
-is read and dropped, never stored, and the partial file Django began is deleted. It also parses
-the body with `EvidenceMultiPartParser`, which sees each file's name as it was sent: Django would
+is read and dropped, never stored, and the partial file Django began is deleted. Whoever parses
+the body (DRF's multipart parser, or Django's own when something reads `request.POST` first), it
+is parsed by `EvidenceMultiPartParser`, which sees each file's name as it was sent: Django would
 quietly cut a path off (`../../x.pdf` -> `x.pdf`); a name with a path is refused instead.
 """
 
@@ -20,10 +21,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
-from django.http.multipartparser import MultiPartParser
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import ImmutableList
 from django.utils.translation import gettext as _
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from objections.evidence.checks import (
     EvidenceRefused,
@@ -120,6 +124,43 @@ def evidence_upload_prepare(request: HttpRequest) -> EvidenceUploadHandler:
     return handler
 
 
+class EvidenceRestMultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser, parsing with `EvidenceMultiPartParser`."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> parsers.DataAndFiles:
+        context = parser_context or {}
+        request = context["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        try:
+            data, files = EvidenceMultiPartParser(
+                meta,
+                stream,
+                request.upload_handlers,
+                context.get("encoding", settings.DEFAULT_CHARSET),
+            ).parse()
+        except MultiPartParserError as error:
+            raise ParseError(f"Multipart form parse error - {error}") from error
+        return parsers.DataAndFiles(data, files)
+
+
+class EvidenceUploads(APIView):
+    """A view that takes evidence files: the caps and the name check on every multipart POST."""
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        if request.method == "POST":
+            evidence_upload_prepare(request)
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_parsers(self) -> list[parsers.BaseParser]:
+        return [
+            EvidenceRestMultiPartParser() if isinstance(parser, parsers.MultiPartParser) else parser
+            for parser in super().get_parsers()
+        ]
+
+
 def _handler(request: HttpRequest) -> EvidenceUploadHandler | None:
     return next((h for h in request.upload_handlers if isinstance(h, EvidenceUploadHandler)), None)
 
@@ -129,17 +170,16 @@ def is_multipart(request: Request) -> bool:
 
 
 def evidence_uploaded(request: Request) -> list[UploadedFile]:
-    """The files sent as `evidence`, or the refusal the upload stopped on. Call it before
-    `request.data`: the body is parsed here, with the caps and the name check."""
+    """The files sent as `evidence`, or the refusal the upload stopped on (the body is parsed
+    here if nothing has parsed it yet)."""
+    files = list(request.FILES.getlist(FIELD)) if is_multipart(request) else []
     http = request._request
-    if is_multipart(request):
-        http.POST  # noqa: B018 -- parse now, with EvidenceMultiPartParser (DRF reuses the result)
     handler = _handler(http)
     if handler is not None and handler.refusal is not None:
-        for upload in http.FILES.getlist(FIELD) if hasattr(http, "_files") else []:
+        for upload in files:
             upload.close()
         raise handler.refusal
-    return list(request.FILES.getlist(FIELD)) if is_multipart(request) else []
+    return files
 
 
 def form_values(
