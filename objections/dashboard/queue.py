@@ -59,7 +59,12 @@ def queue(request: HttpRequest) -> HttpResponse:
         errors["cursor"] = _("This page link is no longer valid: the queue starts again here.")
         page = keyset_page(cases, keys=QUEUE_KEYS, cursor=None, limit=ROWS_PER_PAGE)
     today = timezone.localdate()
-    rows = [(case, clock_badge(case, today=today)) for case in page.rows]
+    choices = queue_filter_choices(user=user)
+    labels = dict(choices.states)
+    rows = []
+    for case in page.rows:
+        case.state_label = labels.get(case.state, case.state)  # type: ignore[attr-defined]
+        rows.append((case, clock_badge(case, today=today)))
     next_url = None
     if page.next_cursor:
         query = request.GET.copy()
@@ -77,7 +82,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "errors": errors,
         "views": VIEWS,
-        "choices": queue_filter_choices(user=user),
+        "choices": choices,
         "next_url": next_url,
         "first_url": first_url,
         "today": today,

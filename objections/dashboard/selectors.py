@@ -259,7 +259,7 @@ def clock_badge(case: Case, *, today: date | None = None) -> Badge:
 
 @dataclass(frozen=True)
 class FilterChoices:
-    states: list[str]
+    states: list[tuple[str, str]]  # (code, label in the request's language)
     kinds: list[tuple[str, str]]
     jurisdictions: list[tuple[str, str]]
     agencies: list[tuple[int, str]]
@@ -296,11 +296,14 @@ def _shared_choices(*, chinese: bool) -> dict[str, Any]:
     from objections.services.definitions import definition_of
     from records.models import Agency, CatalogueEntry, Jurisdiction
 
-    states: set[str] = set()
-    for row in WorkflowDefinition.objects.filter(is_current=True).only(
-        "pk", "source_text", "source_hash"
+    states: dict[str, str] = {}
+    for row in (
+        WorkflowDefinition.objects.filter(is_current=True)
+        .order_by("key")
+        .only("pk", "key", "source_text", "source_hash")
     ):
-        states.update(definition_of(row).states)
+        for code, state in definition_of(row).states.items():
+            states.setdefault(code, state.label_zh if chinese else state.label_en)
     jurisdictions = [
         (code, name_zh if chinese else name_en)
         for code, name_zh, name_en in Jurisdiction.objects.order_by("code").values_list(
@@ -310,7 +313,7 @@ def _shared_choices(*, chinese: bool) -> dict[str, Any]:
     agencies = Agency.objects.order_by("jurisdiction__code", "code")
     categories = CatalogueEntry.objects.order_by("jurisdiction__code", "code")
     return {
-        "states": sorted(states),
+        "states": sorted(states.items()),
         "kinds": [(value, str(label)) for value, label in Case.Kind.choices],
         "jurisdictions": jurisdictions,
         "agencies": list(agencies.values_list("pk", "code")),
