@@ -401,3 +401,90 @@ class ImportJob(BaseModel):
 
     def __str__(self) -> str:
         return f"import job {self.pk} ({self.status})"
+
+
+class SubjectContact(BaseModel):
+    """The contact the platform holds for a subject, where a one-time code proving who someone
+    is goes. A table of its own: the bulk import writes `records_subject` column by column.
+
+    The address is personal data: stored encrypted like the identifier, shown masked, never
+    logged or audited.
+    """
+
+    subject = models.OneToOneField(Subject, on_delete=models.CASCADE, related_name="contact")
+    email_encrypted = models.BinaryField(editable=False)
+    email_masked = models.CharField(_("email (masked)"), max_length=254, editable=False)
+
+    def __str__(self) -> str:
+        return self.email_masked
+
+
+class SubjectBinding(BaseModel):
+    """A user's request to act for a credit subject, and how it was decided.
+
+    The identifier the user typed is kept only as its keyed hash and masked form; `subject` is
+    the subject it matched (name and identifier), NULL when nothing matched: the user is told
+    the same either way. A verified binding is a guardian grant on the subject
+    (`records.services.subject_access_grant`); revoking the binding removes the grant.
+    """
+
+    class Method(models.TextChoices):
+        ONE_TIME_CODE = "one_time_code", _("one-time code sent to the contact we hold")
+        DOCUMENTS = "documents", _("documents checked by a caseworker")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        VERIFIED = "verified", _("verified")
+        REFUSED = "refused", _("refused")
+        EXPIRED = "expired", _("expired")
+        REVOKED = "revoked", _("revoked")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subject_bindings"
+    )
+    subject = models.ForeignKey(
+        Subject, on_delete=models.PROTECT, null=True, blank=True, related_name="bindings"
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Subject.Kind.choices)
+    claimed_name = models.CharField(_("name given"), max_length=200)
+    identifier_hash = models.CharField(max_length=64, editable=False)
+    identifier_masked = models.CharField(_("identifier"), max_length=18, editable=False)
+    method = models.CharField(_("method"), max_length=16, choices=Method.choices)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    code_hash = models.CharField(max_length=64, blank=True, editable=False)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    code_attempts = models.PositiveSmallIntegerField(default=0)
+    # The authorisation letter of a company's representative, checked and stored as evidence
+    # files are (SCS_DATA_DIR/evidence, a random name).
+    letter_stored_name = models.CharField(max_length=32, blank=True, editable=False)
+    letter_name = models.CharField(_("authorisation letter"), max_length=200, blank=True)
+    letter_content_type = models.CharField(max_length=50, blank=True)
+    letter_size = models.PositiveIntegerField(null=True, blank=True)
+    letter_sha256 = models.CharField(max_length=64, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided on"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="binding_user_created"),
+            # The identity-check queue: pending document checks, oldest first.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="pending", method="documents"),
+                name="binding_document_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"binding {self.public_id} ({self.status})"
