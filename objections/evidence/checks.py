@@ -72,7 +72,7 @@ FOREIGN_SIGNATURES: Final = (
 # written as #xx escapes (/J#61vaScript is /JavaScript).
 _PDF_NAME = re.compile(rb"/([^\x00\t\n\x0c\r /\[\]()<>{}%]+)")
 _PDF_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
-_PDF_STREAM = re.compile(rb"stream\r?\n")
+_PDF_STREAM = re.compile(rb"(?<!end)stream\r?\n")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Formatting characters that can make a name read as something else (U+202E turns
 # "invoice_fdp.exe" round); refused with the control characters.

@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from audit.models import AuditEvent
+from objections.evidence import checks
 from objections.evidence.storage import stored_path
 from objections.models import Case, Evidence
 from objections.services import case_file, case_route
@@ -217,6 +218,36 @@ def test_a_hostile_file_is_refused_by_the_api_and_changes_nothing(world, setting
     assert response.json()["code"] == "evidence_refused"
     assert name in response.json()["detail"]
     assert reason in response.json()["detail"]
+    assert counts(settings) == before
+
+
+def test_a_decompression_bomb_is_refused_without_being_decoded(world, settings, monkeypatch):
+    case = routed(world)
+    out = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(out, format="PNG")  # 64 megapixels in a few kilobytes
+    monkeypatch.setattr(checks, "MAX_EXPANDED_BYTES", 1024 * 1024)
+    pdf_bomb = hand_pdf(
+        body=b"3 0 obj\n<< /Filter /FlateDecode >>\nstream\n"
+        + zlib.compress(b"\0" * 4 * 1024 * 1024, 9)
+        + b"\nendstream\nendobj\n"
+    )
+    before = counts(settings)
+
+    response = api(world.citizen).post(
+        evidence_url(case),
+        {"evidence": [upload("huge.png", out.getvalue(), "image/png")]},
+        format="multipart",
+    )
+    pdf_response = api(world.citizen).post(
+        evidence_url(case), {"evidence": [upload("bomb.pdf", pdf_bomb)]}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "“huge.png” was not accepted: the image has too many pixels."
+    )
+    assert pdf_response.status_code == 400
+    assert "expands too far" in pdf_response.json()["detail"]
     assert counts(settings) == before
 
 
