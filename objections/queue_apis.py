@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, cast
 
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    extend_schema_field,
     extend_schema_serializer,
 )
 from rest_framework import serializers
@@ -47,15 +47,40 @@ class BadgeOutput(serializers.Serializer):
 
 
 class QueueRowOutput(CaseSummaryOutput):
+    """A queue row as the schema describes it; `queue_row` writes it (see there)."""
+
     assignee = serializers.CharField(source="assignee.username", allow_null=True, default=None)
     subject_masked = serializers.CharField(source="subject.identifier_masked")
     category = serializers.CharField(source="record.category.code")
-    badge = serializers.SerializerMethodField()
+    badge = BadgeOutput()
 
-    @extend_schema_field(BadgeOutput)
-    def get_badge(self, case: Any) -> dict[str, Any]:
-        badge = clock_badge(case, today=self.context["today"])
-        return {"status": badge.status, "due_on": badge.due_on, "provisional": badge.provisional}
+
+def queue_row(case: Any, *, today: date) -> dict[str, Any]:
+    """One row of the queue API, as `QueueRowOutput` describes it. Written out by hand: at 50
+    rows a page the serializer's field machinery was a quarter of the request's time."""
+    badge = clock_badge(case, today=today)
+    record = case.record
+    return {
+        "reference": case.reference,
+        "kind": case.kind,
+        "state": case.state,
+        "is_open": case.is_open,
+        "record": str(record.public_id),
+        "record_title": record.title,
+        "agency": record.agency.code,
+        "responsible_agency": case.responsible_agency.code if case.responsible_agency else None,
+        "next_due_on": case.next_due_on.isoformat() if case.next_due_on else None,
+        "filed_at": serializers.DateTimeField().to_representation(case.filed_at),
+        "lock_version": case.lock_version,
+        "assignee": case.assignee.username if case.assignee else None,
+        "subject_masked": case.subject.identifier_masked,
+        "category": record.category.code,
+        "badge": {
+            "status": badge.status,
+            "due_on": badge.due_on.isoformat() if badge.due_on else None,
+            "provisional": badge.provisional,
+        },
+    }
 
 
 QUEUE_PARAMETERS = [
@@ -99,7 +124,7 @@ class QueueApi(APIView):
                 request,
                 cases,
                 keys=QUEUE_KEYS,
-                output=lambda rows: QueueRowOutput(rows, many=True, context={"today": today}).data,
+                output=lambda rows: [queue_row(case, today=today) for case in rows],
             )
         )
 

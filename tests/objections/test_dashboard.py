@@ -308,3 +308,14 @@ def test_a_caseworker_joining_an_agency_gets_its_unassigned_cases(
     assert Case.objects.get(pk=case.pk).assignee == newcomer
     assigned = AuditEvent.objects.filter(action="case.assigned", case_reference=case.reference)
     assert assigned.exists()
+
+
+def test_a_queue_api_row_is_what_the_schema_describes(world: World):
+    from objections.dashboard.selectors import QueueFilters, queue_for_user
+    from objections.queue_apis import QueueRowOutput, queue_row
+
+    shanghai_cases(world, 2)
+    today = timezone.localdate()
+    for case in queue_for_user(user=world.supervisor, filters=QueueFilters(view="agency")):
+        case.badge = clock_badge(case, today=today)
+        assert queue_row(case, today=today) == QueueRowOutput(case).data
