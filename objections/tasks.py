@@ -90,3 +90,10 @@ def cases_unassigned_assign_task(agency_id: int) -> int:
 
     agency = Agency.objects.filter(pk=agency_id).first()
     return 0 if agency is None else cases_unassigned_assign(agency=agency)
+
+
+@shared_task(acks_late=True, max_retries=5, **RETRY)
+def cases_unassigned_sweep_task() -> int:
+    from objections.services.assignment import cases_unassigned_sweep
+
+    return cases_unassigned_sweep()

@@ -315,6 +315,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "objections.tasks.cases_unrouted_redrive_task",
         "schedule": float(os.environ.get("SCS_REDRIVE_SECONDS", "30")),
     },
+    # Gives out cases left unassigned while their agency had no caseworker (objections.services
+    # .assignment), should the message sent when one joined be lost.
+    "objections-unassigned-sweep": {
+        "task": "objections.tasks.cases_unassigned_sweep_task",
+        "schedule": float(os.environ.get("SCS_UNASSIGNED_SWEEP_SECONDS", "600")),
+    },
     # Sends the notices a lost message or a failed send left in the outbox.
     "objections-notifications-redrive": {
         "task": "objections.tasks.notifications_redrive_task",

@@ -136,3 +136,19 @@ def cases_unassigned_assign(*, agency: Agency) -> int:
         _give(Case.objects.get(pk=case_id), worker, actor=None, reason="caseworker joined")
         assigned += 1
     return assigned
+
+
+def cases_unassigned_sweep() -> int:
+    """Beat's safety net for `cases_unassigned_assign` (a lost message, a caseworker added by
+    other means): every agency with unassigned open cases and a caseworker gets them assigned."""
+    waiting = (
+        Case.objects.filter(is_open=True, assignee__isnull=True, routed_at__isnull=False)
+        .values_list("responsible_agency_id", flat=True)
+        .distinct()
+    )
+    staffed = Agency.objects.filter(
+        pk__in=waiting,
+        members__is_active=True,
+        members__groups__name=roles.CASEWORKER,
+    ).distinct()
+    return sum(cases_unassigned_assign(agency=agency) for agency in staffed)

@@ -319,3 +319,13 @@ def test_a_queue_api_row_is_what_the_schema_describes(world: World):
     for case in queue_for_user(user=world.supervisor, filters=QueueFilters(view="agency")):
         case.badge = clock_badge(case, today=today)
         assert queue_row(case, today=today) == QueueRowOutput(case).data
+
+
+def test_the_sweep_assigns_what_a_lost_message_left_unassigned(world: World):
+    from objections.services.assignment import cases_unassigned_sweep
+
+    case = shanghai_cases(world, 1)[0]
+    Case.objects.filter(pk=case.pk).update(assignee=None)
+    assert cases_unassigned_sweep() == 1
+    assert Case.objects.get(pk=case.pk).assignee is not None
+    assert cases_unassigned_sweep() == 0
