@@ -1,6 +1,6 @@
 from django.urls import path
 
-from objections.dashboard import case_page, evidence_views, queue, supervision
+from objections.dashboard import case_page, evidence_views, identity, queue, supervision
 
 app_name = "dashboard"
 
@@ -28,4 +28,9 @@ urlpatterns += [
         evidence_views.evidence_view,
         name="evidence_view",
     ),
+]
+urlpatterns += [
+    path("identity/", identity.identity_queue, name="identity"),
+    path("identity/<uuid:public_id>/decide/", identity.identity_decide, name="identity_decide"),
+    path("identity/<uuid:public_id>/letter/", identity.identity_letter, name="identity_letter"),
 ]
