@@ -17,12 +17,13 @@ and contact addresses never go into audit payloads, logs or messages.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from django.conf import settings
@@ -61,6 +62,8 @@ REQUESTS_PER_USER: Final = 5
 REQUESTS_PER_ADDRESS: Final = 20
 REQUESTS_PER_IDENTIFIER: Final = 5
 REASON_LIMIT: Final = 2000
+
+logger = logging.getLogger(__name__)
 
 Status = SubjectBinding.Status
 Method = SubjectBinding.Method
@@ -255,12 +258,23 @@ def _code_new() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _code_send(*, email: str, code: str, username: str) -> None:
-    context = {"code": code, "username": username, "minutes": 15}
-    with override(settings.LANGUAGE_CODE):
-        subject = render_to_string("email/binding_code_subject.txt", context).strip()
-        body = render_to_string("email/binding_code_body.txt", context)
-    send_mail(subject, body, None, [email])
+def _code_sender(*, binding_id: int, email: str, code: str, username: str) -> Callable[[], None]:
+    """The mail, sent once the binding is committed. A closure, not a `partial`: whatever is
+    logged about it names neither the address nor the code."""
+
+    def send() -> None:
+        context = {"code": code, "username": username, "minutes": 15}
+        with override(settings.LANGUAGE_CODE):
+            subject = render_to_string("email/binding_code_subject.txt", context).strip()
+            body = render_to_string("email/binding_code_body.txt", context)
+        try:
+            send_mail(subject, body, None, [email])
+        except Exception:
+            # The answer to the request is the same whether the mail went or not. SMTP errors
+            # carry the recipient: only the binding is named.
+            logger.warning("the code of binding %s could not be mailed", binding_id)
+
+    return send
 
 
 # --- the authorisation letter ---------------------------------------------------------------
@@ -419,7 +433,9 @@ def _binding_create(
         email = _contact_email(subject)
         if email:
             transaction.on_commit(
-                partial(_code_send, email=email, code=code, username=user.get_username())
+                _code_sender(
+                    binding_id=binding.pk, email=email, code=code, username=user.get_username()
+                )
             )
     return binding
 

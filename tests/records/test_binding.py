@@ -6,6 +6,7 @@ import io
 import json
 import random
 import re
+import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -528,3 +529,21 @@ def test_demo_contacts_are_added_once_and_never_shown_in_clear(people):
     contact = SubjectContact.objects.get(subject=people.person)
     assert contact.email_masked.endswith("@example.org")
     assert "***" in contact.email_masked
+
+
+def test_a_mail_that_cannot_be_sent_changes_the_answer_in_nothing_and_logs_no_address(
+    client, people, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise smtplib.SMTPRecipientsRefused({CONTACT: (550, b"no such mailbox")})
+
+    monkeypatch.setattr("records.binding.send_mail", refused)
+    client.force_login(people.citizen)
+
+    response = request_code(client, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 302
+    assert SubjectBinding.objects.get().status == "pending"
+    assert "could not be mailed" in caplog.text
+    assert CONTACT not in caplog.text
+    assert not re.search(r"\b\d{6}\b", caplog.text)
