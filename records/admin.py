@@ -18,6 +18,7 @@ from records.models import (
     ImportConflict,
     Jurisdiction,
     Subject,
+    SubjectBinding,
     SubjectUserObjectPermission,
 )
 from records.services import (
@@ -357,3 +358,44 @@ class ImportBatchAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(SubjectBinding)
+class SubjectBindingAdmin(ReadOnlyAdmin):
+    """Requests to act for a subject, for reading: they are decided in the dashboard's identity
+    checks and ended there or by the user, through audited services. Neither the identifier's
+    hash nor the code's is shown."""
+
+    list_display = (
+        "public_id",
+        "user",
+        "kind",
+        "claimed_name",
+        "identifier_masked",
+        "method",
+        "status",
+        "created_at",
+        "decided_at",
+    )
+    list_filter = ("status", "method", "kind")
+    list_select_related = ("user",)
+    fields = (
+        "public_id",
+        "user",
+        "subject",
+        "kind",
+        "claimed_name",
+        "identifier_masked",
+        "method",
+        "status",
+        "code_expires_at",
+        "code_attempts",
+        "letter_name",
+        "letter_size",
+        "decided_by",
+        "decided_at",
+        "reason",
+        "created_at",
+    )
+    readonly_fields = fields
+    show_full_result_count = False

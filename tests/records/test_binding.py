@@ -547,3 +547,31 @@ def test_a_mail_that_cannot_be_sent_changes_the_answer_in_nothing_and_logs_no_ad
     assert "could not be mailed" in caplog.text
     assert CONTACT not in caplog.text
     assert not re.search(r"\b\d{6}\b", caplog.text)
+
+
+def test_the_admin_shows_bindings_read_only_and_still_grants_by_hand(client, people):
+    admin_user = UserFactory(
+        username="admin", role="administrator", is_staff=True, is_superuser=True
+    )
+    ask_as_representative(client, people.rep)
+    staff_login(client, admin_user)
+
+    listing = client.get("/admin/records/subjectbinding/")
+    granted = client.post(
+        f"/admin/records/subject/{people.person.pk}/change/",
+        {
+            "name": people.person.name,
+            "subjectuserobjectpermission_set-TOTAL_FORMS": "1",
+            "subjectuserobjectpermission_set-INITIAL_FORMS": "0",
+            "subjectuserobjectpermission_set-MIN_NUM_FORMS": "0",
+            "subjectuserobjectpermission_set-MAX_NUM_FORMS": "1000",
+            "subjectuserobjectpermission_set-0-user": str(people.citizen.pk),
+        },
+    )
+
+    assert listing.status_code == 200
+    assert people.company.identifier_masked in listing.content.decode()
+    assert CREDIT_CODE not in listing.content.decode()
+    assert client.get("/admin/records/subjectbinding/add/").status_code == 403
+    assert granted.status_code == 302
+    assert list(subject_list_for_user(user=people.citizen)) == [people.person]
