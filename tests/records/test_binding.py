@@ -575,3 +575,44 @@ def test_the_admin_shows_bindings_read_only_and_still_grants_by_hand(client, peo
     assert client.get("/admin/records/subjectbinding/add/").status_code == 403
     assert granted.status_code == 302
     assert list(subject_list_for_user(user=people.citizen)) == [people.person]
+
+
+def queries(client: Any, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_the_lists_cost_the_same_queries_for_one_row_and_for_several(client, people):
+    ask_as_representative(client, people.rep)
+    staff_login(client, people.caseworker)
+    checker = api(people.caseworker)
+    own = api(people.rep)
+    one = (
+        queries(client, "/dashboard/identity/"),
+        queries(checker, "/api/v1/identity-checks/"),
+        queries(own, "/api/v1/bindings/"),
+    )
+    ask_as_representative(client, people.second_rep)
+    for number in range(3):
+        ask_as_representative(client, UserFactory(username=f"rep-{number + 3}", role="citizen"))
+    for _ in range(3):
+        api(people.rep).post(
+            "/api/v1/bindings/",
+            {"kind": "person", "name": "王伟", "identifier": OTHER_RESIDENT_ID},
+            format="json",
+        )
+    staff_login(client, people.caseworker)
+
+    assert SubjectBinding.objects.filter(method="documents", status="pending").count() == 5
+    assert SubjectBinding.objects.filter(user=people.rep).count() == 4
+    several = (
+        queries(client, "/dashboard/identity/"),
+        queries(checker, "/api/v1/identity-checks/"),
+        queries(own, "/api/v1/bindings/"),
+    )
+
+    assert several == one
