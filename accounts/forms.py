@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.contrib.auth import password_validation
 from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
 
 # Spaces and hyphens people type or paste between groups of a code.
 _SEPARATORS = re.compile(r"[\s-]+")
@@ -47,3 +52,44 @@ class SecondFactorCodeForm(forms.Form):
                 _("Enter the code with letters and digits only."), code="invalid"
             )
         return code
+
+
+class RegistrationForm(forms.Form):
+    """A citizen's new account: e-mail address, password twice, and the language of the portal
+    and of the e-mails."""
+
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=150,
+        help_text=_("We send a link to this address. It is also your username."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+    password1 = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        help_text=_("At least 12 characters, not a common password."),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    preferred_language = forms.ChoiceField(
+        label=_("Language"),
+        choices=settings.LANGUAGES,
+        help_text=_("The language of the portal and of our e-mails to you."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        email = cleaned.get("email")
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", _("The two passwords are not the same."))
+        elif first and email:
+            try:
+                password_validation.validate_password(first, User(username=email, email=email))
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
@@ -29,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 from django_otp.decorators import otp_required
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import roles
+from accounts import registration, roles, throttle
 from accounts.forms import SecondFactorCodeForm
 from accounts.models import User
 from accounts.services import (
@@ -38,6 +39,7 @@ from accounts.services import (
     SecondFactorCheck,
     SecondFactorLocked,
     SecondFactorNotPending,
+    login_throttled_record,
     recovery_codes_regenerate,
     second_factor_enrolled,
     second_factor_enrolment_confirm,
@@ -52,6 +54,23 @@ class SignInView(LoginView):
     """Django's login; staff then go to the second factor, carrying where they were going."""
 
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Counted before the password is checked, so that a locked account cannot be probed.
+        username, password = request.POST.get("username", ""), request.POST.get("password", "")
+        if username and password:
+            self.attempt = throttle.login_attempt(request, username=username)
+            if self.attempt.refused:
+                if self.attempt.engaged:
+                    login_throttled_record(username=username, limit=self.attempt.refused)
+                return registration.throttled(request, self.attempt, login=True)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        attempt: throttle.Attempt | None = getattr(self, "attempt", None)
+        if attempt is not None:
+            throttle.login_succeeded(attempt)
+        return super().form_valid(form)
 
     def get_success_url(self) -> str:
         user = cast("User", self.request.user)

@@ -164,7 +164,10 @@ GUARDIAN_RAISE_403 = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},  # ASVS 2.1.1
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -231,6 +234,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "import": os.environ.get("SCS_IMPORT_THROTTLE", "120/hour"),
         "filing": os.environ.get("SCS_FILING_THROTTLE", "30/hour"),
+        # The account API, per client (fairness only: the atomic limits of accounts.throttle
+        # are what refuse guessing and mail-bombing).
+        "registration": os.environ.get("SCS_REGISTRATION_THROTTLE", "20/hour"),
+        "verification": os.environ.get("SCS_VERIFICATION_THROTTLE", "30/hour"),
+        "password_reset": os.environ.get("SCS_PASSWORD_RESET_THROTTLE", "20/hour"),
     },
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": None,
