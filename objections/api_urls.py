@@ -1,6 +1,7 @@
 from django.urls import path
 
 from objections import apis, evidence_apis, queue_apis, supervision_apis
+from objections.portal import apis as portal_apis
 
 urlpatterns = [
     path("import-conflicts/", apis.ImportConflictListApi.as_view(), name="api-import-conflicts"),
@@ -50,5 +51,13 @@ urlpatterns += [
         "cases/<str:reference>/evidence/<uuid:public_id>/",
         evidence_apis.CaseEvidenceFileApi.as_view(),
         name="api-case-evidence-file",
+    ),
+]
+urlpatterns += [
+    path("notices/", portal_apis.NoticeListApi.as_view(), name="api-notices"),
+    path(
+        "cases/<str:reference>/timeline/",
+        portal_apis.CaseTimelineApi.as_view(),
+        name="api-case-timeline",
     ),
 ]
