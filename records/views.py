@@ -43,4 +43,7 @@ def subject_records(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 def record_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     record = record_get_for_user(user=request.user, public_id=public_id)  # type: ignore[arg-type]
-    return render(request, "portal/record_detail.html", {"record": record})
+    # What each earlier version said and when it was replaced (by an agency import or by a
+    # decision on a case, which the case pages tell).
+    versions = list(record.versions.order_by("-version"))
+    return render(request, "portal/record_detail.html", {"record": record, "versions": versions})
