@@ -18,11 +18,14 @@ from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from accounts import roles
 from accounts.models import User
-from objections.models import Case, Decision, Notification
+from objections.models import Case, Clock, ClockPause, Decision, Notification
+from objections.services.definitions import definition_of
 from records.models import CreditRecord
 
 # event -> who hears about it
@@ -31,11 +34,19 @@ AUDIENCE = {
     "routed": ("applicant", "assignee"),
     "transitioned": ("applicant",),
     "material_requested": ("applicant",),
+    "extended": ("applicant",),
+    "review_requested": ("applicant",),
+    "withdrawn": ("applicant",),
+    "closed": ("applicant",),
     "decided": ("applicant", "agency"),
     "record_changed": ("applicant",),
     "reminder": ("assignee",),
     "escalated": ("supervisors", "assignee"),
 }
+
+# The transitions service reports a person's step as "transitioned", or "decided" when the case
+# closes; the notice says what that step was, so each kind of event has its own wording.
+STEP_EVENTS = ("transitioned", "decided")
 
 
 def notify(*, case_id: int, event: str) -> list[int]:
@@ -48,9 +59,14 @@ def notify(*, case_id: int, event: str) -> list[int]:
     )
     if case is None or event not in AUDIENCE:
         return []
+    if event in STEP_EVENTS:
+        event = _step_event(case)
     decision = (
-        Decision.objects.filter(case=case).order_by("-id").first() if event == "decided" else None
+        Decision.objects.filter(case=case).order_by("-id").first()
+        if event in ("decided", "closed")
+        else None
     )
+    pause = _pause_reason(case) if event == "material_requested" else ""
     ids = []
     for person in _recipients(case, AUDIENCE[event]):
         with translation.override(person.preferred_language or settings.LANGUAGE_CODE):
@@ -60,6 +76,11 @@ def notify(*, case_id: int, event: str) -> list[int]:
                 "person": person,
                 "decision": decision,
                 "changes": _decided_changes(decision),
+                "state": _state_label(case),
+                "material_request": pause,
+                "appeal": _appeal(case) if decision is not None else None,
+                "case_url": _case_url(case),
+                "applicant": person.pk in (case.filed_by_id, case.representative_id),
             }
             subject = render_to_string("email/case_subject.txt", context).strip()
             body = render_to_string("email/case_body.txt", context)
@@ -77,6 +98,66 @@ def notify(*, case_id: int, event: str) -> list[int]:
 
         transaction.on_commit(partial(notifications_send_task.delay, notification_ids=ids))
     return ids
+
+
+def _step_event(case: Case) -> str:
+    """What the person's step just reported was, read from the case as it now stands: a new
+    decision, a withdrawal, a closing, a request for material, an extension, a review."""
+    if case.workflow is None:
+        return "transitioned"
+    definition = definition_of(case.workflow)
+    into = [step for step in definition.transitions if step.target == case.state]
+    told = Notification.objects.filter(case=case, recipient_id=case.filed_by_id)
+    if Decision.objects.filter(case=case).count() > told.filter(event="decided").count():
+        return "decided"
+    if not case.is_open:
+        return "withdrawn" if all(step.name == "withdraw" for step in into) else "closed"
+    if any(step.pauses_clock for step in into) and _pause_reason(case):
+        return "material_requested"
+    extensions = max(
+        (c.trace.count("\nextended by ") for c in Clock.objects.filter(case=case)), default=0
+    )
+    if (
+        any(step.extends_clock for step in into)
+        and extensions > told.filter(event="extended").count()
+    ):
+        return "extended"
+    reviews = [step for step in into if step.name in definition.reopen_by_review]
+    if reviews and case.reviews_requested > told.filter(event="review_requested").count():
+        return "review_requested"
+    return "transitioned"
+
+
+def _pause_reason(case: Case) -> str:
+    """What the open pause of the case's clock asks the applicant for."""
+    pause = (
+        ClockPause.objects.filter(clock__case=case, ended_at__isnull=True)
+        .order_by("-id")
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return pause or ""
+
+
+def _state_label(case: Case) -> str:
+    """The state's name in the active language (never its code)."""
+    if case.workflow is None or case.state == Case.FILED:
+        return gettext("Received, being assigned to the body that handles it")
+    state = definition_of(case.workflow).states.get(case.state)
+    if state is None:
+        return gettext("In progress")
+    return state.label_en if translation.get_language() == "en" else state.label_zh
+
+
+def _appeal(case: Case) -> dict[str, Any]:
+    from objections.portal.selectors import appeal_text
+
+    return appeal_text(case)
+
+
+def _case_url(case: Case) -> str:
+    base = getattr(settings, "SCS_SITE_URL", "").rstrip("/")
+    return base + reverse("portal_cases:case", args=[case.reference])
 
 
 def _decided_changes(decision: Decision | None) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def test_filing_writes_the_notice_to_the_outbox_in_the_applicants_language(world
         "wangwei@example.org",
         "pending",
     )
-    assert notice.subject == f"Case {case.reference} has been updated"
+    assert notice.subject == f"Case {case.reference} has been received"
     assert f"Your case {case.reference} has been received." in notice.body
     assert mail.outbox == []
 
