@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from guardian.models import UserObjectPermissionBase
 
 from scs_cases.models import BaseModel
@@ -433,11 +434,13 @@ class SubjectBinding(BaseModel):
         DOCUMENTS = "documents", _("documents checked by a caseworker")
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("pending")
-        VERIFIED = "verified", _("verified")
-        REFUSED = "refused", _("refused")
-        EXPIRED = "expired", _("expired")
-        REVOKED = "revoked", _("revoked")
+        # A context of their own: the same English words name other things elsewhere (a
+        # notice waiting to be sent, a refused objection, a record past its retention).
+        PENDING = "pending", pgettext_lazy("identity check", "pending")
+        VERIFIED = "verified", pgettext_lazy("identity check", "verified")
+        REFUSED = "refused", pgettext_lazy("identity check", "refused")
+        EXPIRED = "expired", pgettext_lazy("identity check", "expired")
+        REVOKED = "revoked", pgettext_lazy("identity check", "revoked")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(

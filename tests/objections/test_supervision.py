@@ -70,6 +70,12 @@ class Scene:
         self.escalation = Escalation.objects.get(case=self.late)
 
 
+@pytest.fixture(autouse=True)
+def _english(client):
+    """The pages' messages are checked in English (they are shown in Chinese by default)."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
 @pytest.fixture
 def scene(world: World, time_machine: TimeMachineFixture) -> Scene:
     return Scene(world, time_machine)

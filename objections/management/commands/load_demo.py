@@ -106,6 +106,8 @@ class Command(BaseCommand):
                     f"{agency.code}: {report.rows_inserted} inserted, "
                     f"{report.rows_unchanged} unchanged, {report.rows_rejected} rejected"
                 )
+        # A contact for every subject, so that a new account can prove who it is by a code.
+        self.stdout.write(f"{demo.demo_contacts_load()} subject contacts added")
         for username, generated in (("citizen", citizen_subject), ("company-rep", company_subject)):
             subject = Subject.objects.get(
                 identifier_hash=identifier_hash(generated.kind, generated.identifier)
