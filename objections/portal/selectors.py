@@ -199,11 +199,6 @@ def filing_options(*, user: User, record: CreditRecord) -> list[FilingOption]:
     open_cases = dict(
         Case.objects.filter(record=record, is_open=True).values_list("kind", "reference")
     )
-    visible = set(
-        Case.objects.filter(record=record, is_open=True, subject=record.subject).values_list(
-            "reference", flat=True
-        )
-    )
     options = []
     for kind in (Case.Kind.OBJECTION, Case.Kind.REPAIR):
         if kind in open_cases:
@@ -214,7 +209,8 @@ def filing_options(*, user: User, record: CreditRecord) -> list[FilingOption]:
                     allowed=False,
                     reason=_("A case of this kind about this record is already open (%(ref)s).")
                     % {"ref": reference},
-                    open_case=reference if reference in visible else "",
+                    # The record is the user's to see, and so are the cases about it.
+                    open_case=reference,
                 )
             )
             continue
