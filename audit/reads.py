@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 CASE_OPENED: Final = "case_opened"
 # A case's evidence file shown or downloaded (its target: the `objections.Evidence` row).
 EVIDENCE_OPENED: Final = "evidence_opened"
-READS: Final = frozenset({CASE_OPENED, EVIDENCE_OPENED})
+IDENTITY_LETTER_OPENED: Final = "identity_letter_opened"
+READS: Final = frozenset({CASE_OPENED, EVIDENCE_OPENED, IDENTITY_LETTER_OPENED})
 
 # Opening a case as one of these is a read of someone else's personal data; an applicant reading
 # their own case is not recorded.

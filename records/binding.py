@@ -40,6 +40,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from accounts import roles
+from audit.reads import IDENTITY_LETTER_OPENED, read_record
 from audit.services import audit_record, audited
 from records import identifiers
 from records.crypto import identifier_decrypt, identifier_encrypt, identifier_hash
@@ -603,12 +604,9 @@ def binding_revoke(*, public_id: uuid.UUID | str, actor: User) -> SubjectBinding
     return binding
 
 
-@audited()
 def binding_letter_read_record(*, actor: User, binding: SubjectBinding) -> None:
     """A caseworker opened a representative's authorisation letter (a read of personal data)."""
-    audit_record(
-        actor=actor,
-        action="read.identity_letter_opened",
-        target=binding,
-        data={"binding": binding.pk, "subject": binding.subject_id, "user": binding.user_id},
-    )
+    ids = {"binding": binding.pk, "user": binding.user_id}
+    if binding.subject_id is not None:
+        ids["subject"] = binding.subject_id
+    read_record(actor=actor, what=IDENTITY_LETTER_OPENED, target=binding, ids=ids)
