@@ -17,8 +17,15 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from objections.models import Case, CaseNote, DisputeStatement, Evidence, Notification
-from objections.services import TransitionInput, case_transition
+from objections.models import (
+    Case,
+    CaseNote,
+    DisputeStatement,
+    Evidence,
+    Notification,
+    PendingApproval,
+)
+from objections.services import TransitionInput, case_approval_decide, case_transition
 from objections.services.notes import case_note_add
 from records.dates import add_months
 from tests.factories import CatalogueEntryFactory, CreditRecordFactory
@@ -540,3 +547,42 @@ def test_my_cases_and_the_notices_cost_the_same_queries_for_one_case_or_several(
         client.get(reverse("portal_cases:list"))
     with django_assert_max_num_queries(len(one_api)):
         api.get(reverse("api-notices"))
+
+
+def test_an_extension_and_a_review_each_have_their_own_email(world: World):
+    world.citizen.preferred_language = "en"
+    world.citizen.save()
+    case = routed(world, world.zj_record)
+    case_transition(
+        case_id=case.pk,
+        transition="extend",
+        actor=world.zj_caseworker,
+        data=TransitionInput(extension_reason="案情复杂", extension_days=10),
+    )
+    approval = PendingApproval.objects.get(case=case, approved__isnull=True)
+    case_approval_decide(approval_id=approval.pk, actor=world.zj_drc_supervisor, approve=True)
+    case_transition(case_id=case.pk, transition="refuse", actor=world.zj_caseworker, data=REFUSE)
+    case_transition(case_id=case.pk, transition="notify_refusal", actor=world.zj_caseworker)
+    case_transition(
+        case_id=case.pk,
+        transition="request_review",
+        actor=world.citizen,
+        data=TransitionInput(statement="处理结果有误"),
+    )
+
+    notices = Notification.objects.filter(case=case, recipient=world.citizen).order_by("id")
+    assert [n.event for n in notices] == [
+        "filed",
+        "routed",
+        "extended",
+        "decided",
+        "closed",
+        "review_requested",
+    ]
+    extended, closed, review = notices[2], notices[4], notices[5]
+    assert extended.subject == f"Case {case.reference}: the time limit was extended"
+    assert "Reasons: 记录准确" in closed.body  # the closing repeats the decision and the rights
+    assert "Administrative litigation: within 6 months" in closed.body
+    assert review.subject == f"Case {case.reference}: your request for review was received"
+    for notice in notices:
+        assert not STATE_CODES.search(notice.body + notice.subject), notice.body
