@@ -95,12 +95,14 @@ class Case(BaseModel):
 
     class Grounds(models.TextChoices):
         INACCURATE = "inaccurate", _("the record is wrong")
+        NOT_ME = "not_me", _("the record is not about me")
         INCOMPLETE = "incomplete", _("the record is incomplete")
         OUTSIDE_CATALOGUE = "outside_catalogue", _("the record is outside the lawful catalogue")
         PERIOD_ENDED = "period_ended", _("the publication or retention period has ended")
         PRIVACY = "privacy", _("the record infringes privacy or trade secrets")
         OBLIGATION_FULFILLED = "obligation_fulfilled", _("the obligation has been fulfilled")
         DECISION_REVOKED = "decision_revoked", _("the underlying decision was revoked or changed")
+        OTHER = "other", _("other grounds, given in the statement")
 
     class Remedy(models.TextChoices):
         CORRECT = "correct", _("correct the record")

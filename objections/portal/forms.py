@@ -24,10 +24,12 @@ KIND_CHOICES = [
 GROUNDS_BY_KIND: dict[str, list[str]] = {
     Case.Kind.OBJECTION: [
         Case.Grounds.INACCURATE,
+        Case.Grounds.NOT_ME,
         Case.Grounds.INCOMPLETE,
         Case.Grounds.OUTSIDE_CATALOGUE,
         Case.Grounds.PERIOD_ENDED,
         Case.Grounds.PRIVACY,
+        Case.Grounds.OTHER,
     ],
     Case.Kind.REPAIR: [Case.Grounds.OBLIGATION_FULFILLED, Case.Grounds.DECISION_REVOKED],
 }

@@ -586,3 +586,23 @@ def test_an_extension_and_a_review_each_have_their_own_email(world: World):
     assert review.subject == f"Case {case.reference}: your request for review was received"
     for notice in notices:
         assert not STATE_CODES.search(notice.body + notice.subject), notice.body
+
+
+def test_the_grounds_step_offers_the_fixed_list_of_grounds(world: World):
+    client = browser(world.citizen, language="en")
+    assert client.post(wizard_url(world.sh_record), {"step": "kind", "kind": "objection"})
+    page = client.get(wizard_url(world.sh_record, "grounds")).content.decode()
+    offered = re.findall(r'name="grounds" value="([a-z_]+)"', page)
+    assert offered == [
+        "inaccurate",
+        "not_me",
+        "incomplete",
+        "outside_catalogue",
+        "period_ended",
+        "privacy",
+        "other",
+    ]
+    response = client.post(
+        wizard_url(world.sh_record, "grounds"), {"step": "grounds", "grounds": "not_me"}
+    )
+    assert response.status_code == 302
