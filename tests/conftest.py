@@ -118,6 +118,15 @@ def _fresh_figures_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _empty_shared_cache() -> None:
+    # Rate-limit counters (sign-ins, codes, filings) live in the shared cache in windows of the
+    # frozen clock, which every run of the suite shares: each test starts with none.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # PBKDF2's deliberate slowness only slows the suite down; logins still go through hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
