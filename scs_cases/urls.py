@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import TemplateView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from audit.views import public_key_view
 
@@ -22,7 +22,8 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("transparency/", include("transparency.urls", namespace="transparency")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("audit/public-key.pem", public_key_view, name="audit-public-key"),
     path("audit/", include("audit.urls", namespace="audit")),
     path("admin/", admin.site.urls),
