@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
@@ -93,3 +94,12 @@ class RegistrationForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form; a citizen's user name is their e-mail address, stored in lower
+    case, so an address typed with capitals signs in too."""
+
+    def clean_username(self) -> str:
+        username = str(self.cleaned_data.get("username", "")).strip()
+        return username.lower() if "@" in username else username

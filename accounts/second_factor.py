@@ -31,7 +31,7 @@ from django_otp.decorators import otp_required
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import registration, roles, throttle
-from accounts.forms import SecondFactorCodeForm
+from accounts.forms import SecondFactorCodeForm, SignInForm
 from accounts.models import User
 from accounts.services import (
     SECOND_FACTOR_FAILURE_WINDOW_SECONDS,
@@ -54,6 +54,7 @@ class SignInView(LoginView):
     """Django's login; staff then go to the second factor, carrying where they were going."""
 
     redirect_authenticated_user = True
+    authentication_form = SignInForm
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # Counted before the password is checked, so that a locked account cannot be probed.

@@ -428,3 +428,18 @@ def test_the_account_api_is_in_the_schema(client):
         "/api/v1/accounts/password-reset/confirm/:",
     ):
         assert f"\n  {path}\n" in schema
+
+
+def test_a_citizen_signs_in_with_their_address_typed_in_capitals(client):
+    from accounts.models import User
+
+    User.objects.create_user(
+        username="ana@example.org", email="ana@example.org", password="a long passphrase 2026"
+    )
+
+    response = client.post(
+        "/accounts/login/", {"username": " Ana@Example.ORG ", "password": "a long passphrase 2026"}
+    )
+
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"]
