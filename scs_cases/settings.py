@@ -390,6 +390,8 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+# The address the site is reached at, for links in e-mails sent by workers (no request to ask).
+SCS_SITE_URL = os.environ.get("SCS_SITE_URL", "" if PRODUCTION else "http://127.0.0.1:8000")
 # Scripts only from our own static files (no inline script, no eval); styles may be inline
 # attributes; nothing may frame the pages. Empty: no header (scs_cases.security).
 SCS_CONTENT_SECURITY_POLICY = os.environ.get(

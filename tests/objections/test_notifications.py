@@ -52,6 +52,15 @@ def test_filing_writes_the_notice_to_the_outbox_in_the_applicants_language(world
     assert mail.outbox == []
 
 
+def test_a_notice_links_to_the_case_page_at_the_sites_address(world: World, settings):
+    settings.SCS_SITE_URL = "https://credit.example.gov.cn/"
+
+    case = filed(world)
+
+    [notice] = Notification.objects.filter(case=case)
+    assert f"https://credit.example.gov.cn/portal/cases/{case.reference}/" in notice.body
+
+
 def test_a_notice_is_sent_once_however_often_its_message_arrives(
     world: World, time_machine: TimeMachineFixture
 ):
