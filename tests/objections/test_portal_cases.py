@@ -214,7 +214,7 @@ def test_the_wizard_refuses_a_post_without_its_csrf_token(world: World):
     assert not Case.objects.exists()
 
 
-def test_the_record_page_links_to_the_wizard_and_the_wizard_says_from_when_repair_is_allowed(
+def test_the_record_page_and_the_wizard_say_from_when_repair_is_allowed(
     world: World,
 ):
     serious = CatalogueEntryFactory(
@@ -242,8 +242,11 @@ def test_the_record_page_links_to_the_wizard_and_the_wizard_says_from_when_repai
     first_step = client.get(wizard_url(recent)).content.decode()
     refused = client.post(wizard_url(recent), {"step": "kind", "kind": "repair"})
 
+    # the record page says it at once: no repair yet, from when, and why
     assert wizard_url(recent) + "?kind=objection" in record_page
-    assert wizard_url(recent) + "?kind=repair" in record_page
+    assert wizard_url(recent) + "?kind=repair" not in record_page
+    assert f'<time datetime="{earliest}">' in record_page
+    assert "the minimum period for a serious record is 12 months" in record_page
     assert f"You may apply from {earliest}." in first_step
     assert "the minimum period for a serious record is 12 months" in first_step
     assert refused.status_code == 400
@@ -606,3 +609,19 @@ def test_the_grounds_step_offers_the_fixed_list_of_grounds(world: World):
         wizard_url(world.sh_record, "grounds"), {"step": "grounds", "grounds": "not_me"}
     )
     assert response.status_code == 302
+
+
+def test_the_record_page_says_what_may_be_filed_now_and_why_not(world: World):
+    client = browser(world.citizen, language="en")
+    url = reverse("portal:record", args=[world.sh_record.public_id])
+    page = client.get(url).content.decode()
+    options = page.split('data-testid="filing-options"')[1].split("</ul>")[0]
+    assert "Object to this record" in options
+
+    case = file_objection(world)
+
+    options = client.get(url).content.decode().split('data-testid="filing-options"')[1]
+    options = options.split("</ul>")[0]
+    assert "Object to this record" not in options
+    assert case.reference in options
+    assert "already open" in options
