@@ -532,12 +532,6 @@ def test_the_filing_wizard_works_at_360_px(
     screenshot(page, "wizard-360-filed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="static/css/portal.css:11 widens text, date, textarea and select fields to 100% but "
-    "not the file input, whose own width (its button and file name) pushes the evidence step "
-    "past a 360 px window",
-)
 def test_the_evidence_step_fits_360_px(
     page: Page, live_server: LiveServer, demo: Demo, time_machine: TimeMachineFixture
 ) -> None:

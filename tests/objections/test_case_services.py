@@ -61,6 +61,18 @@ def routed(world, record=None, **overrides) -> Case:
     return case_route(case_id=case.pk)
 
 
+def routed_repair(world) -> Case:
+    """A Zhejiang repair application (ending publication), routed: its clock is running."""
+    return routed(
+        world,
+        world.zj_record,
+        kind="repair",
+        grounds="obligation_fulfilled",
+        requested_remedy="end_publication",
+        correction={},
+    )
+
+
 def events(case: Case, action: str | None = None) -> list[AuditEvent]:
     found = AuditEvent.objects.filter(case_reference=case.reference).order_by("sequence")
     return list(found.filter(action=action) if action else found)
@@ -446,14 +458,7 @@ def test_closed_zhejiang_case_changes_only_by_review(world):
 
 
 def test_material_request_pauses_the_clock_and_supply_resumes_it(world, time_machine):
-    case = routed(
-        world,
-        world.zj_record,
-        kind="repair",
-        grounds="obligation_fulfilled",
-        requested_remedy="end_publication",
-        correction={},
-    )
+    case = routed_repair(world)
     clock = Clock.objects.get(case=case, status="running")
     due = clock.due_on
     today = timezone.localdate()

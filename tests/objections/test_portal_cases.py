@@ -30,7 +30,7 @@ from objections.services.notes import case_note_add
 from records.dates import add_months
 from tests.factories import CatalogueEntryFactory, CreditRecordFactory
 from tests.objections.conftest import World, case_snapshot
-from tests.objections.test_case_services import REFUSE, file_objection, routed
+from tests.objections.test_case_services import REFUSE, file_objection, routed, routed_repair
 
 pytestmark = pytest.mark.django_db
 
@@ -299,14 +299,7 @@ def test_the_case_page_shows_each_running_deadline_with_its_trace(world: World):
 
 def test_answering_a_material_request_resumes_the_clock(world: World, settings, tmp_path):
     settings.DATA_DIR = tmp_path
-    case = routed(
-        world,
-        world.zj_record,
-        kind="repair",
-        grounds="obligation_fulfilled",
-        requested_remedy="end_publication",
-        correction={},
-    )
+    case = routed_repair(world)
     case_transition(
         case_id=case.pk,
         transition="request_material",
@@ -469,14 +462,7 @@ def test_each_step_has_its_own_email_without_state_codes_and_the_decision_gives_
 
 
 def test_a_material_request_email_says_what_is_asked_for(world: World):
-    case = routed(
-        world,
-        world.zj_record,
-        kind="repair",
-        grounds="obligation_fulfilled",
-        requested_remedy="end_publication",
-        correction={},
-    )
+    case = routed_repair(world)
 
     case_transition(
         case_id=case.pk,

@@ -29,7 +29,7 @@ from objections.services.escalations import (
 )
 from tests.factories import UserFactory, registry_record
 from tests.objections.conftest import World, case_snapshot
-from tests.objections.test_case_services import routed
+from tests.objections.test_case_services import routed, routed_repair
 from tests.staff import staff_login
 
 pytestmark = pytest.mark.django_db
@@ -568,14 +568,7 @@ def test_the_api_gives_the_charts_series_over_a_chosen_range(world, scene):
 def test_a_paused_clock_stops_counting_from_the_day_its_pause_began(
     world, administrator, time_machine
 ):
-    case = routed(
-        world,
-        world.zj_record,
-        kind="repair",
-        grounds="obligation_fulfilled",
-        requested_remedy="end_publication",
-        correction={},
-    )
+    case = routed_repair(world)
     clock = Clock.objects.get(case=case, status="running")
     filed_on = timezone.localdate()
     paused_on = clock.remind_on + timedelta(days=1)
