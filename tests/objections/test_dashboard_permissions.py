@@ -589,4 +589,6 @@ def test_the_case_page_has_a_fixed_query_budget(matrix: Matrix):
     queries = (case_page_queries(client, quiet), case_page_queries(client, busy))
 
     assert queries[0] == queries[1]
-    assert queries[0] <= CASE_PAGE_QUERIES
+    # SQLite writes the audited read in two statements more (no single-statement append).
+    budget = CASE_PAGE_QUERIES + (0 if connection.vendor == "postgresql" else 2)
+    assert queries[0] <= budget
