@@ -9,13 +9,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from objections.dashboard.selectors import clock_badge
 from objections.models import Case, CaseNote, Clock
 from objections.services.assignment import cases_unassigned_assign
 from records.crypto import identifier_decrypt
+from tests.clock import SHANGHAI
 from tests.factories import UserFactory, registry_record
 from tests.objections.conftest import World, case_snapshot
 from tests.objections.test_case_services import routed
@@ -53,7 +53,9 @@ def test_the_queue_shows_the_caseworkers_cases_by_remaining_time_with_badges(cli
     staff_login(client, world.caseworker)
     for case in cases:
         Case.objects.filter(pk=case.pk).update(assignee=world.caseworker)
-    Case.objects.filter(pk=cases[2].pk).update(next_due_on=timezone.localdate())
+    # the last filed becomes the most urgent: due a day before any other
+    earliest = min(case.next_due_on for case in cases)
+    Case.objects.filter(pk=cases[2].pk).update(next_due_on=earliest - timedelta(days=1))
     response = client.get(QUEUE)
     assert response.status_code == 200
     shown = refs(response)
@@ -314,8 +316,8 @@ def test_a_queue_api_row_is_what_the_schema_describes(world: World):
     from objections.dashboard.selectors import QueueFilters, queue_for_user
     from objections.queue_apis import QueueRowOutput, queue_row
 
-    shanghai_cases(world, 2)
-    today = timezone.localdate()
+    cases = shanghai_cases(world, 2)
+    today = cases[0].filed_at.astimezone(SHANGHAI).date()  # a day on which their clocks run
     for case in queue_for_user(user=world.supervisor, filters=QueueFilters(view="agency")):
         case.badge = clock_badge(case, today=today)
         assert queue_row(case, today=today) == QueueRowOutput(case).data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,7 +12,6 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -28,6 +27,7 @@ from objections.models import (
 from objections.services import TransitionInput, case_approval_decide, case_transition
 from objections.services.notes import case_note_add
 from records.dates import add_months
+from tests.clock import SHANGHAI
 from tests.factories import CatalogueEntryFactory, CreditRecordFactory
 from tests.objections.conftest import World, case_snapshot
 from tests.objections.test_case_services import REFUSE, file_objection, routed, routed_repair
@@ -214,9 +214,7 @@ def test_the_wizard_refuses_a_post_without_its_csrf_token(world: World):
     assert not Case.objects.exists()
 
 
-def test_the_record_page_and_the_wizard_say_from_when_repair_is_allowed(
-    world: World,
-):
+def test_the_record_page_and_the_wizard_say_from_when_repair_is_allowed(world: World, time_machine):
     serious = CatalogueEntryFactory(
         jurisdiction=world.sh_record.category.jurisdiction,
         code="penalty-serious",
@@ -224,7 +222,8 @@ def test_the_record_page_and_the_wizard_say_from_when_repair_is_allowed(
         publication_min_months=12,
         publication_max_months=36,
     )
-    today = timezone.localdate()
+    today = date(2026, 6, 15)  # a Monday; the record was decided 100 days before
+    time_machine.move_to(datetime(2026, 6, 15, 10, tzinfo=SHANGHAI), tick=True)
     recent = CreditRecordFactory(
         agency=world.sh_record.agency,
         subject=world.subject,
