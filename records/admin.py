@@ -9,6 +9,19 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from records.configuration import (
+    AgencyFields,
+    CatalogueEntryFields,
+    JurisdictionFields,
+    agency_create,
+    agency_update,
+    catalogue_entry_create,
+    catalogue_entry_update,
+    jurisdiction_create,
+    jurisdiction_delete,
+    jurisdiction_update,
+    referenced_by,
+)
 from records.models import (
     Agency,
     CatalogueEntry,
@@ -22,17 +35,6 @@ from records.models import (
     SubjectUserObjectPermission,
 )
 from records.services import (
-    AgencyFields,
-    CatalogueEntryFields,
-    JurisdictionFields,
-    agency_create,
-    agency_update,
-    catalogue_entry_create,
-    catalogue_entry_update,
-    jurisdiction_create,
-    jurisdiction_delete,
-    jurisdiction_update,
-    referenced_by,
     subject_access_grant,
     subject_access_revoke,
     subject_dishonesty_flag_set,

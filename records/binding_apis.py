@@ -26,15 +26,17 @@ from records.binding import (
     BindingInvalid,
     binding_confirm_code,
     binding_decide,
-    binding_get_for_user,
-    binding_list_for_user,
     binding_request,
     binding_revoke,
+    queued_message,
+    sent_message,
+)
+from records.binding_selectors import (
+    binding_get_for_user,
+    binding_list_for_user,
     identity_check_get,
     identity_check_list,
     identity_checker,
-    queued_message,
-    sent_message,
 )
 from records.models import Subject, SubjectBinding
 from records.uploads import CappedUploadHandler

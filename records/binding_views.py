@@ -24,13 +24,15 @@ from records.binding import (
     BindingNotPending,
     BindingThrottled,
     binding_confirm_code,
-    binding_get_for_user,
-    binding_list_for_user,
     binding_request,
     binding_revoke,
-    code_expired,
     queued_message,
     sent_message,
+)
+from records.binding_selectors import (
+    binding_get_for_user,
+    binding_list_for_user,
+    code_expired,
 )
 from records.models import Subject, SubjectBinding
 

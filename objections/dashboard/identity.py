@@ -3,8 +3,8 @@ caseworker, oldest first, each approved (the representative may then act for the
 refused with a reason the representative sees.
 
 Who checks: caseworkers and supervisors of any credit centre, and administrators
-(`records.binding.identity_checker`); everyone else gets a 404. Each opening of a letter is
-recorded as a read (`read.identity_letter_opened`).
+(`records.binding_selectors.identity_checker`); everyone else gets a 404. Each opening of a
+letter is recorded as a read (`read.identity_letter_opened`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from records.binding import (
     BindingNotPending,
     binding_decide,
     binding_letter_read_record,
+    letter_open,
+)
+from records.binding_selectors import (
     identity_check_get,
     identity_check_list,
     identity_checker,
-    letter_open,
 )
 from scs_cases.errors import Conflict, NotPermitted
 
