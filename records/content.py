@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from records.dates import add_months
 from scs_cases.errors import DomainError
@@ -31,6 +32,14 @@ TEXT_FIELDS = ("title", "facts", "decision_document_number")
 DATE_FIELDS = ("decision_date", "conduct_ended_on")
 CORRECTABLE_FIELDS = frozenset(TEXT_FIELDS + DATE_FIELDS)
 OPTIONAL_CORRECTABLE = frozenset({"conduct_ended_on"})
+# Those fields as people read them, in the order of the record page (portal and dashboard).
+FIELD_LABELS = {
+    "title": gettext_lazy("Title"),
+    "facts": gettext_lazy("Facts"),
+    "decision_document_number": gettext_lazy("Decision document number"),
+    "decision_date": gettext_lazy("Decision date"),
+    "conduct_ended_on": gettext_lazy("Conduct ended on"),
+}
 MAX_LENGTHS = {
     "record_number": 64,
     "subject_name": 200,

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -50,7 +50,7 @@ from objections.services.definitions import definition_of
 from objections.services.grants import case_access_grant, case_access_revoke
 from objections.services.notes import case_note_add
 from objections.services.transitions import step_remedies
-from records.content import CORRECTABLE_FIELDS, DATE_FIELDS
+from records.content import CORRECTABLE_FIELDS, DATE_FIELDS, FIELD_LABELS
 from records.services import subject_identifier_reveal
 
 TIMELINE_LIMIT = 500
@@ -62,14 +62,7 @@ ACTION_ERRORS = (
     RoleNotAllowed,
     TransitionNotAvailable,
 )
-RECORD_FIELDS = ("title", "facts", "decision_document_number", "decision_date", "conduct_ended_on")
-FIELD_LABELS = {
-    "title": gettext_lazy("Title"),
-    "facts": gettext_lazy("Facts"),
-    "decision_document_number": gettext_lazy("Decision document number"),
-    "decision_date": gettext_lazy("Decision date"),
-    "conduct_ended_on": gettext_lazy("Conduct ended on"),
-}
+RECORD_FIELDS = tuple(FIELD_LABELS)
 
 
 def _user(request: HttpRequest) -> User:

@@ -10,7 +10,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from objections.models import Case
-from records.content import DATE_FIELDS, MAX_LENGTHS, TEXT_FIELDS
+from records.content import DATE_FIELDS, FIELD_LABELS, MAX_LENGTHS, TEXT_FIELDS
 
 KIND_CHOICES = [
     (Case.Kind.OBJECTION.value, _("Object: the record is wrong or should not be published")),
@@ -34,14 +34,6 @@ GROUNDS_BY_KIND: dict[str, list[str]] = {
     Case.Kind.REPAIR: [Case.Grounds.OBLIGATION_FULFILLED, Case.Grounds.DECISION_REVOKED],
 }
 
-# The record's fields a correction may propose, in the order of the record page.
-FIELD_LABELS = {
-    "title": _("Title"),
-    "facts": _("Facts"),
-    "decision_document_number": _("Decision document number"),
-    "decision_date": _("Decision date"),
-    "conduct_ended_on": _("Conduct ended on"),
-}
 FIELD_ORDER = tuple(name for name in FIELD_LABELS if name in TEXT_FIELDS + DATE_FIELDS)
 
 
