@@ -1,6 +1,16 @@
 """The application's seal on the events of each transaction (audit.services.seal), append-only;
-the start of the seals is the event after the log's head when this runs, itself sealed."""
+the start of the seals is the event after the log's head when this runs, itself sealed.
 
+The start's seal is computed here, not by audit.services.seal_start, so that this migration
+does not change when the application does; tests/audit/test_seal_migration.py holds the two
+equal."""
+
+import base64
+import binascii
+import hmac
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import migrations, models
 
 POSTGRES = """
@@ -25,9 +35,20 @@ SQLITE = [
 ]
 
 
-def start_sealing(apps, schema_editor):
-    from audit.services import seal_start
+def seal_start(sequence):
+    """HMAC-SHA256, with the base64url-decoded SCS_AUDIT_SEAL_KEY, of the first sealed sequence
+    (as audit.services.seal_start was when this migration was written)."""
+    try:
+        key = base64.urlsafe_b64decode(settings.AUDIT_SEAL_KEY)
+    except (binascii.Error, ValueError) as error:
+        raise ImproperlyConfigured("SCS_AUDIT_SEAL_KEY is not base64") from error
+    if len(key) < 32:
+        raise ImproperlyConfigured("SCS_AUDIT_SEAL_KEY must encode at least 32 bytes")
+    message = f"scs-cases audit seals start\n{sequence}".encode()
+    return hmac.digest(key, message, "sha256").hex()
 
+
+def start_sealing(apps, schema_editor):
     head = apps.get_model("audit", "AuditChainHead").objects.filter(pk=1).first()
     first = (head.sequence if head is not None else 0) + 1
     apps.get_model("audit", "AuditSealStart").objects.create(
