@@ -13,8 +13,14 @@ A selection (`filters`) is exactly one of:
 - {"from": "2026-06-01", "to": "2026-06-30"}: the events recorded on those days (Asia/Shanghai,
   both inclusive);
 - {"agency": "shanghai-market"}: the events of the cases for which that agency is responsible or
-  whose record it provided (by case reference), and the events whose target is one of its credit
-  records (`records.creditrecord`). Events about its users or imports are not included;
+  whose record it provided (by case reference), and the events whose target is the agency itself
+  (`records.agency`), one of its credit records (`records.creditrecord`), one of its imports
+  (`records.importbatch`, and `records.importjob` for files pushed through the API) or one of its
+  members (`accounts.user`: its staff and agency systems, so their sign-ins and membership
+  changes). Membership is read when the export runs: the events about a user who moved to another
+  agency go with them, the move included. Events are not selected by their actor here (that is
+  the actor_id selection): what its staff did to its cases, records or imports is already in, and
+  what they did to anything else belongs to another selection;
 - {"actor_id": 42}: the events recorded by that user.
 
 Only auditors and administrators export; each sees only their own exports.
@@ -118,6 +124,17 @@ def _day(value: object, name: str) -> date:
     raise ExportFiltersInvalid(f"{name} is a day, YYYY-MM-DD.")
 
 
+# The rows an agency's export holds the events of by target (target_type is the model's lower
+# label), with the lookup from each to the agency's code; its cases' it holds by case reference.
+_AGENCY_TARGETS = (
+    ("records.Agency", "code"),
+    ("records.CreditRecord", "agency__code"),
+    ("records.ImportBatch", "agency__code"),
+    ("records.ImportJob", "agency__code"),
+    ("accounts.User", "agency__code"),
+)
+
+
 def export_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     """The events a (clean) selection covers, unordered."""
     events = AuditEvent.objects.all()
@@ -132,19 +149,19 @@ def export_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     if "agency" in filters:
         code = filters["agency"]
         case_model = apps.get_model("objections", "Case")
-        record_model = apps.get_model("records", "CreditRecord")
         references = case_model.objects.filter(
             Q(responsible_agency__code=code) | Q(record__agency__code=code)
         ).values("reference")
-        record_ids = (
-            record_model.objects.filter(agency__code=code)
-            .annotate(key=Cast("id", CharField()))
-            .values("key")
-        )
-        return events.filter(
-            Q(case_reference__in=references)
-            | Q(target_type="records.creditrecord", target_id__in=record_ids)
-        )
+        targets = Q()
+        for label, lookup in _AGENCY_TARGETS:
+            model = apps.get_model(label)
+            ids = (
+                model.objects.filter(**{lookup: code})
+                .annotate(key=Cast("id", CharField()))
+                .values("key")
+            )
+            targets |= Q(target_type=model._meta.label_lower, target_id__in=ids)
+        return events.filter(Q(case_reference__in=references) | targets)
     return events.filter(actor_id=filters["actor_id"])
 
 
