@@ -1,15 +1,18 @@
 """The export bundle: part of the audit log as a zip that an auditor verifies offline.
 
-Format "scs-cases audit export v1", every member written as a stream (constant memory):
+Format "scs-cases audit export v2", every member written as a stream (constant memory):
 
-- `events.ndjson`: one JSON object per exported event, in sequence order, with the keys
-  sequence, recorded_at (ISO 8601 UTC, as the hashed text holds it), actor_id, actor_role,
-  action, target_type, target_id, case_reference, request_id, canonical (the exact text that was
-  hashed), previous_hash and hash.
-- `events.csv`: the same columns under a header row, each cell passed through
-  `records.content.export_cell` (a cell starting with = + - @ tab, CR or an apostrophe gets a
-  leading apostrophe), for reading in a spreadsheet. The verifier checks it agrees with
-  events.ndjson.
+- `events.ndjson`: one line per exported event, in sequence order, exactly
+  `{"sequence":N,"previous_hash":"<hex>","hash":"<hex>","event":<event>}` where <event> is the
+  text the log hashed (`AuditEvent.canonical`: the event's JSON with sorted keys action, actor,
+  case, data, recorded_at, request, role and target), embedded as it is. A verifier checks each
+  hash on the line's bytes, without parsing them.
+- `events.csv`: for reading in a spreadsheet, a header row and one row per event with the
+  columns sequence, recorded_at, actor_id, actor_role, action, target_type, target_id,
+  case_reference, request_id, data (JSON), previous_hash and hash, each cell passed through the
+  verifier's `neutralised` (as `records.content.export_cell`: a cell starting with = + - @ tab,
+  CR or an apostrophe gets a leading apostrophe). `verify_bundle.py --full` checks it cell by
+  cell against events.ndjson.
 - `checkpoint.json`: the signed tree head the export is checked against
   (`audit.checkpoints.SignedHead`, as its `as_line()` writes it); every exported event is in it.
 - `checkpoints.json`: {"tree_size": N, "checkpoints": [...]}: every stored checkpoint older than
@@ -22,12 +25,15 @@ Format "scs-cases audit export v1", every member written as a stream (constant m
   compares its ID with one obtained elsewhere).
 - `verifier/verify_bundle.py`, `verifier/merkle.py`, `verifier/ed25519.py`, `verifier/README.txt`:
   the standalone verifier (Python standard library only) with the exact modules the server uses.
-- `manifest.json`, written last: format, created_at, filters, counts, first and last sequence,
-  the checkpoint's tree size and key ID, and the sha256 and size of every other member.
+- `manifest.json`, written after them: format, created_at, filters, counts, first and last
+  sequence, the checkpoint's tree size and key ID, and the sha256 and size of every member above.
+- `manifest.sig`, last: {"key_id", "signature"}, the signing key's Ed25519 signature over
+  "scs-cases audit export manifest v2\n<sha256 of manifest.json, hex>\n". It vouches for the
+  selection and for every file the manifest lists, events.csv included.
 
 What a bundle proves: every event in it is, unchanged, in the log the signed checkpoint vouches
-for, and each run of consecutive events is whole. It cannot prove that no matching event was left
-out between runs: the selection itself is not signed.
+for, and each run of consecutive events is whole. That the runs are all the events the selection
+matched rests on the export's signature over the manifest, not on the log's structure.
 
 The Merkle proofs need the hashes of every subtree of the first N events. They are computed in one
 ordered pass over the chain hashes and kept, level by level, in temporary files beside the bundle
@@ -49,14 +55,22 @@ from typing import IO, Any
 from django.db.models import QuerySet
 
 from audit import merkle
-from audit.checkpoints import SignedHead
+from audit.checkpoints import SignedHead, signature_of
 from audit.models import AuditEvent
-from audit.services import recorded_at_text
-from audit.verifier.verify_bundle import COLUMNS as EVENT_COLUMNS
-from audit.verifier.verify_bundle import FORMAT
-from records.content import export_cell
+from audit.verifier.verify_bundle import (
+    CSV_COLUMNS,
+    EVENTS,
+    EVENTS_CSV,
+    FORMAT,
+    MANIFEST,
+    MANIFEST_SIGNATURE,
+    csv_row,
+    event_line,
+    manifest_statement,
+)
 
 CHUNK = 5_000
+EVENT_FIELDS = ("sequence", "previous_hash", "hash", "canonical")
 VERIFIER_FOLDER = Path(__file__).resolve().parent / "verifier"
 _VERIFIER_FILES = {
     "verifier/verify_bundle.py": VERIFIER_FOLDER / "verify_bundle.py",
@@ -187,7 +201,7 @@ def event_rows(events: QuerySet[AuditEvent]) -> Iterator[list[tuple[Any, ...]]]:
         chunk = list(
             events.filter(sequence__gt=after)
             .order_by("sequence")
-            .values_list(*EVENT_COLUMNS)[:CHUNK]
+            .values_list(*EVENT_FIELDS)[:CHUNK]
         )
         if not chunk:
             return
@@ -216,16 +230,6 @@ class _Member:
     def __exit__(self, *exc: object) -> None:
         self._stream.close()
         self._files[self._name] = {"sha256": self._digest.hexdigest(), "size": self._size}
-
-
-def _event_object(row: tuple[Any, ...]) -> dict[str, Any]:
-    event = dict(zip(EVENT_COLUMNS, row, strict=True))
-    event["recorded_at"] = recorded_at_text(event["recorded_at"])
-    return event
-
-
-def _json_line(value: object) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _hex(proof: Iterable[bytes]) -> list[str]:
@@ -273,8 +277,12 @@ def bundle_write(
                     "key_id": head.key_id,
                     "files": dict(sorted(files.items())),
                 }
+                text = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode()
+                bundle.writestr(MANIFEST, text)
+                signer, signature = signature_of(manifest_statement(text))
                 bundle.writestr(
-                    "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+                    MANIFEST_SIGNATURE,
+                    json.dumps({"key_id": signer, "signature": signature}) + "\n",
                 )
         finally:
             store.close()
@@ -312,12 +320,12 @@ def _write_events(
     csv_path = Path(scratch) / "events.csv"
     proofs_path = Path(scratch) / "proofs.json"
     with (
-        _Member(bundle, "events.ndjson", files) as ndjson,
+        _Member(bundle, EVENTS, files) as ndjson,
         csv_path.open("w", encoding="utf-8", newline="") as csv_file,
         proofs_path.open("w", encoding="utf-8") as proofs,
     ):
         writer = csv.writer(csv_file)
-        writer.writerow(EVENT_COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         proofs.write(f'{{"tree_size":{head.tree_size},"runs":[')
         run_first = previous = 0
 
@@ -332,18 +340,18 @@ def _write_events(
             counts["runs"] += 1
 
         for chunk in event_rows(events):
-            for row in chunk:
-                event = _event_object(row)
-                sequence = event["sequence"]
+            for sequence, previous_hash, digest, canonical in chunk:
                 if sequence > head.tree_size:
                     raise BundleInconsistent(f"event {sequence} is beyond the checkpoint")
+                if "\n" in canonical:
+                    raise BundleInconsistent(f"event {sequence}: its hashed text spans lines")
                 if previous and sequence != previous + 1:
                     run_end()
                 if not previous or sequence != previous + 1:
                     run_first = sequence
                 previous = sequence
-                ndjson.write(_json_line(event))
-                writer.writerow([export_cell(event[column]) for column in EVENT_COLUMNS])
+                ndjson.write(event_line(sequence, previous_hash, digest, canonical))
+                writer.writerow(csv_row(sequence, previous_hash, digest, json.loads(canonical)))
                 if counts["first"] is None:
                     counts["first"] = sequence
             counts["events"] += len(chunk)
@@ -352,7 +360,7 @@ def _write_events(
             run_end()
             counts["last"] = previous
         proofs.write("\n]}\n")
-    _copy_in(bundle, files, "events.csv", csv_path)
+    _copy_in(bundle, files, EVENTS_CSV, csv_path)
     _copy_in(bundle, files, "proofs.json", proofs_path)
     return counts
 

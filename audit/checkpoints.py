@@ -127,6 +127,13 @@ def key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def signature_of(text: bytes) -> tuple[str, str]:
+    """(key ID, hex Ed25519 signature) of `text` with the signing key: what an export's
+    manifest carries (audit.bundle)."""
+    key = _private_key()
+    return key_id(key.public_key()), key.sign(text).hex()
+
+
 def head_problem(head: SignedHead, key: Ed25519PublicKey) -> str:
     """Why `head` is not a checkpoint signed by `key`, or "" when it is."""
     if head.key_id != key_id(key):

@@ -1,27 +1,40 @@
 """Verify an scs-cases audit export bundle offline, with Python's standard library only.
 
-    python verify_bundle.py BUNDLE.zip [--public-key KEY.pem | --key-id HEX]
+    python verify_bundle.py BUNDLE.zip [--public-key KEY.pem | --key-id HEX] [--full]
 
 Run it from the bundle's extracted `verifier/` folder (it loads `merkle.py` and `ed25519.py`
 beside it). It checks, stopping at the first problem:
 
-1. every member of the zip against the sha256 and size in manifest.json, and that no member is
-   missing or unlisted;
-2. the signature of checkpoint.json (the signed tree head) with the public key you give
-   (--public-key, a PEM file you obtained yourself), or with the bundled public_key.pem when its
-   ID is the --key-id you trust; without either, with the bundled key and a warning, because a
-   key that travels with the bundle proves nothing by itself;
-3. every older checkpoint in checkpoints.json: its signature and its consistency proof to the
-   signed head (the log only grew between them);
-4. each event of events.ndjson: its hash is sha256(previous_hash "\\n" sequence "\\n" canonical),
-   its columns agree with its canonical JSON, it follows the previous event of its run (the
-   previous-hash link), and the last event of each run of consecutive sequences is in the
-   signed tree (its inclusion proof in proofs.json leads to the checkpoint's root);
-5. events.csv against events.ndjson, row by row (cells starting with = + - @ tab or CR carry a
-   leading apostrophe there), and the counts in manifest.json.
+1. the signature of manifest.json (manifest.sig) with the public key you give (--public-key, a
+   PEM file you obtained yourself), or with the bundled public_key.pem when its ID is the
+   --key-id you trust; without either, with the bundled key and a warning, because a key that
+   travels with the bundle proves nothing by itself. The signed manifest names the selection,
+   the counts and the sha256 and size of every other member;
+2. every member of the zip against the manifest, and that no member is missing or unlisted;
+3. the signature of checkpoint.json (the signed tree head), and every older checkpoint in
+   checkpoints.json: its signature and its consistency proof to the signed head (the log only
+   grew between them);
+4. each line of events.ndjson, read as bytes: its shape, its hash
+   (sha256 of previous_hash "\\n" sequence "\\n" event, where event is the exact text the log
+   hashed), that it follows the previous line of its run (the previous-hash link), and that the
+   last event of each run of consecutive sequences is in the signed tree (its inclusion proof in
+   proofs.json leads to the checkpoint's root);
+5. with --full, also: every event parses as JSON and is written in the log's canonical form, and
+   events.csv says the same as events.ndjson, cell by cell (cells starting with = + - @ tab, CR
+   or an apostrophe carry a leading apostrophe there). Without it, events.csv is checked by its
+   sha256 in the signed manifest only: it is the file the export wrote, but only --full shows
+   that it agrees with the events.
 
 It prints "OK: N events verified against the checkpoint at event M (key ID)" and exits 0, or
 "FAIL: <the first problem>" and exits 1.
+
+The format ("scs-cases audit export v2"): each line of events.ndjson is exactly
+
+    {"sequence":N,"previous_hash":"<64 hex>","hash":"<64 hex>","event":<event>}
+
+where <event> is the hashed text itself, the event's JSON with sorted keys (action, actor, case,
+data, recorded_at, request, role, target), compact separators and UTF-8. Because the hashed text
+is embedded as it is, the hash is checked on the line's bytes without parsing them.
 """
 
 from __future__ import annotations
@@ -37,11 +50,18 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
-FORMAT = "scs-cases audit export v1"
+FORMAT = "scs-cases audit export v2"
 STATEMENT_HEADER = "scs-cases audit checkpoint v1"
-COLUMNS = (
+MANIFEST_STATEMENT_HEADER = "scs-cases audit export manifest v2"
+MANIFEST = "manifest.json"
+MANIFEST_SIGNATURE = "manifest.sig"
+EVENTS = "events.ndjson"
+EVENTS_CSV = "events.csv"
+# The keys of an event's hashed JSON, and the columns of events.csv.
+EVENT_KEYS = ("action", "actor", "case", "data", "recorded_at", "request", "role", "target")
+CSV_COLUMNS = (
     "sequence",
     "recorded_at",
     "actor_id",
@@ -51,14 +71,25 @@ COLUMNS = (
     "target_id",
     "case_reference",
     "request_id",
-    "canonical",
+    "data",
     "previous_hash",
     "hash",
 )
 HEAD_FIELDS = ("tree_size", "root_hash", "last_hash", "created_at", "key_id", "signature")
 FORMULA_LEADING = ("=", "+", "-", "@", "\t", "\r")
-# What json.dumps(..., ensure_ascii=False) writes for a string, as the project's canonical JSON.
-_quoted = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+# An events.ndjson line, by byte offset: the sequence runs from _SEQUENCE to the first comma C;
+# then come the fixed parts below, at C + their offset.
+_LINE_START = b'{"sequence":'
+_SEQUENCE = len(_LINE_START)
+_PREVIOUS = b',"previous_hash":"'
+_HASH = b'","hash":"'
+_EVENT = b'","event":'
+_PREVIOUS_AT = len(_PREVIOUS)
+_HASH_AT = _PREVIOUS_AT + 64
+_EVENT_AT = _HASH_AT + len(_HASH) + 64
+_EVENT_TEXT_AT = _EVENT_AT + len(_EVENT)
+_HEX = frozenset(b"0123456789abcdef")
 
 
 def _sibling(name: str) -> ModuleType:
@@ -97,10 +128,48 @@ def statement(head: dict[str, Any]) -> bytes:
     return "".join(f"{line}\n" for line in lines).encode()
 
 
+def manifest_statement(manifest: bytes) -> bytes:
+    """The text the manifest's signature covers: a header and the manifest's sha256, in lines."""
+    return f"{MANIFEST_STATEMENT_HEADER}\n{hashlib.sha256(manifest).hexdigest()}\n".encode()
+
+
+def canonical(value: object) -> str:
+    """JSON as the log hashes it (audit.services.canonical_json)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_line(sequence: int, previous_hash: str, digest: str, event: str) -> bytes:
+    """One line of events.ndjson; `event` is the hashed text."""
+    return (
+        f'{{"sequence":{sequence},"previous_hash":"{previous_hash}","hash":"{digest}",'
+        f'"event":{event}}}\n'
+    ).encode()
+
+
 def neutralised(value: object) -> str:
     """A cell as events.csv holds it (records.content.export_cell)."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith((*FORMULA_LEADING, "'")) else text
+
+
+def csv_row(sequence: int, previous_hash: str, digest: str, event: dict[str, Any]) -> list[str]:
+    """The row of events.csv for an event (`event`: its hashed JSON, parsed)."""
+    target_type, target_id = event["target"]
+    cells = (
+        sequence,
+        event["recorded_at"],
+        event["actor"],
+        event["role"],
+        event["action"],
+        target_type,
+        target_id,
+        event["case"],
+        event["request"],
+        canonical(event["data"]),
+        previous_hash,
+        digest,
+    )
+    return [neutralised(cell) for cell in cells]
 
 
 def _hash(text: object, what: str) -> bytes:
@@ -138,31 +207,6 @@ def _head(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def check_files(bundle: zipfile.ZipFile) -> dict[str, Any]:
-    manifest = _json(bundle, "manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise Failure(f'manifest.json: not an "{FORMAT}" manifest')
-    listed = manifest.get("files")
-    if not isinstance(listed, dict):
-        raise Failure("manifest.json lists no files")
-    present = {info.filename for info in bundle.infolist()} - {"manifest.json"}
-    for name in sorted(present - set(listed)):
-        raise Failure(f"{name} is in the bundle but not in the manifest")
-    for name, expected in sorted(listed.items()):
-        if name not in present:
-            raise Failure(f"{name} is in the manifest but not in the bundle")
-        digest, size = hashlib.sha256(), 0
-        with bundle.open(name) as member:
-            while block := member.read(1 << 16):
-                digest.update(block)
-                size += len(block)
-        if not isinstance(expected, dict) or expected.get("size") != size:
-            raise Failure(f"{name}: its size does not match the manifest")
-        if expected.get("sha256") != digest.hexdigest():
-            raise Failure(f"{name}: its sha256 does not match the manifest")
-    return manifest
-
-
 def choose_key(bundle: zipfile.ZipFile, public_key: str | None, key_id: str | None) -> bytes:
     if public_key is not None:
         try:
@@ -188,16 +232,78 @@ def choose_key(bundle: zipfile.ZipFile, public_key: str | None, key_id: str | No
     return key
 
 
-def check_signature(head: dict[str, Any], key: bytes, where: str) -> None:
+def _signature_checks(key: bytes, key_id: object, signature: object, text: bytes) -> str:
+    """Why `signature` (hex) is not `key`'s over `text`, or "" when it is."""
     expected_id = str(ed25519.key_id(key))
-    if head["key_id"] != expected_id:
-        raise Failure(f"{where} was signed by another key ({head['key_id']}, not {expected_id})")
+    if key_id != expected_id:
+        return f"was signed by another key ({key_id}, not {expected_id})"
     try:
-        signature = bytes.fromhex(head["signature"])
+        raw = bytes.fromhex(signature) if isinstance(signature, str) else b""
     except ValueError:
-        signature = b""
-    if not ed25519.verify(key, statement(head), signature):
-        raise Failure(f"{where}: the signature does not verify with key {expected_id}")
+        raw = b""
+    if not ed25519.verify(key, text, raw):
+        return f"its signature does not verify with key {expected_id}"
+    return ""
+
+
+def check_signature(head: dict[str, Any], key: bytes, where: str) -> None:
+    problem = _signature_checks(key, head["key_id"], head["signature"], statement(head))
+    if problem:
+        raise Failure(f"{where}: {problem}")
+
+
+def check_manifest(bundle: zipfile.ZipFile, key: bytes) -> dict[str, Any]:
+    """The manifest, once its signature (manifest.sig) verifies."""
+    try:
+        text = bundle.read(MANIFEST)
+    except KeyError:
+        raise Failure(f"{MANIFEST} is missing") from None
+    signed = _json(bundle, MANIFEST_SIGNATURE)
+    if not isinstance(signed, dict):
+        raise Failure(f"{MANIFEST_SIGNATURE} is not a signature")
+    problem = _signature_checks(
+        key, signed.get("key_id"), signed.get("signature"), manifest_statement(text)
+    )
+    if problem:
+        raise Failure(f"{MANIFEST}: {problem}")
+    try:
+        manifest = json.loads(text.decode("utf-8"))
+    except ValueError:
+        raise Failure(f"{MANIFEST} is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise Failure(f'{MANIFEST}: not an "{FORMAT}" manifest')
+    if not isinstance(manifest.get("files"), dict):
+        raise Failure(f"{MANIFEST} lists no files")
+    return manifest
+
+
+def _digest_problem(name: str, expected: object, size: int, digest: str) -> str:
+    if not isinstance(expected, dict) or expected.get("size") != size:
+        return f"{name}: its size does not match the manifest"
+    if expected.get("sha256") != digest:
+        return f"{name}: its sha256 does not match the manifest"
+    return ""
+
+
+def check_files(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
+    """Every member against the manifest; events.ndjson's digest is taken while it is checked."""
+    listed = manifest["files"]
+    present = {info.filename for info in bundle.infolist()} - {MANIFEST, MANIFEST_SIGNATURE}
+    for name in sorted(present - set(listed)):
+        raise Failure(f"{name} is in the bundle but not in the manifest")
+    for name, expected in sorted(listed.items()):
+        if name not in present:
+            raise Failure(f"{name} is in the manifest but not in the bundle")
+        if name == EVENTS:
+            continue
+        digest, size = hashlib.sha256(), 0
+        with bundle.open(name) as member:
+            while block := member.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        problem = _digest_problem(name, expected, size, digest.hexdigest())
+        if problem:
+            raise Failure(problem)
 
 
 def check_checkpoints(bundle: zipfile.ZipFile, head: dict[str, Any], key: bytes) -> int:
@@ -253,97 +359,104 @@ def _runs(bundle: zipfile.ZipFile, head: dict[str, Any]) -> list[tuple[int, int,
     return runs
 
 
-def _ndjson(bundle: zipfile.ZipFile) -> Iterator[tuple[int, dict[str, Any]]]:
-    with bundle.open("events.ndjson") as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                raise Failure(f"events.ndjson line {number}: not JSON") from None
-            if not isinstance(event, dict) or set(event) != set(COLUMNS):
-                raise Failure(f"events.ndjson line {number}: not an event")
-            yield number, event
+class _Lines:
+    """The lines of a member, without their newline, read in blocks; the sha256 and size of
+    every byte read."""
+
+    def __init__(self, member: IO[bytes]) -> None:
+        self._member = member
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.number = 0  # of the line last given
+
+    def __iter__(self) -> Iterator[bytes]:
+        tail = b""
+        while block := self._member.read(1 << 20):
+            self.digest.update(block)
+            self.size += len(block)
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                self.number += 1
+                yield line
+        if tail:
+            raise Failure(f"{EVENTS} line {self.number + 1}: it does not end with a newline")
 
 
-def check_event(event: dict[str, Any], number: int) -> int:
-    """The event's own checks: its hash and its columns against its canonical text."""
-    sequence = event["sequence"]
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
-        raise Failure(f"events.ndjson line {number}: no sequence number")
-    canonical, previous = event["canonical"], event["previous_hash"]
-    if not all(isinstance(value, str) for value in (canonical, previous, event["hash"])):
-        raise Failure(f"event {sequence}: canonical, previous_hash and hash are text")
-    message = f"{previous}\n{sequence}\n{canonical}".encode()
-    if hashlib.sha256(message).hexdigest() != event["hash"]:
-        raise Failure(f"event {sequence}: its hash does not match its content")
-    # The canonical text is the event's JSON with sorted keys; rather than parse it again, the
-    # text its columns would give before and after `data` is built and compared.
-    actor = event["actor_id"]
-    if actor is not None and (not isinstance(actor, int) or isinstance(actor, bool)):
-        raise Failure(f"event {sequence}: its actor_id is not a number")
-    try:
-        before = (
-            f'{{"action":{_quoted(event["action"])},"actor":{"null" if actor is None else actor},'
-            f'"case":{_quoted(event["case_reference"])},"data":'
-        )
-        after = (
-            f',"recorded_at":{_quoted(event["recorded_at"])},"request":'
-            f'{_quoted(event["request_id"])},"role":{_quoted(event["actor_role"])},"target":['
-            f"{_quoted(event['target_type'])},{_quoted(event['target_id'])}]}}"
-        )
-    except TypeError:
-        raise Failure(f"event {sequence}: a column is not text") from None
-    if not (canonical.startswith(before) and canonical.endswith(after)):
-        raise Failure(f"event {sequence}: its columns differ from its hashed content")
-    return sequence
+def parse_line(line: bytes, number: int) -> tuple[int, bytes, bytes, bytes, bytes]:
+    """(sequence, its digits, previous hash, hash, hashed event text) of an events.ndjson line,
+    checked against its fixed shape."""
+    comma = line.find(b",", _SEQUENCE)
+    digits = line[_SEQUENCE:comma]
+    if not (
+        line.startswith(_LINE_START)
+        and digits.isdigit()
+        and digits[:1] != b"0"
+        and line[comma : comma + _PREVIOUS_AT] == _PREVIOUS
+        and line[comma + _HASH_AT : comma + _HASH_AT + len(_HASH)] == _HASH
+        and line[comma + _EVENT_AT : comma + _EVENT_TEXT_AT] == _EVENT
+        and line[comma + _EVENT_TEXT_AT : comma + _EVENT_TEXT_AT + 1] == b"{"
+        and line.endswith(b"}")
+    ):
+        raise Failure(f"{EVENTS} line {number}: not an event")
+    return (
+        int(digits),
+        digits,
+        line[comma + _PREVIOUS_AT : comma + _HASH_AT],
+        line[comma + _HASH_AT + len(_HASH) : comma + _EVENT_AT],
+        line[comma + _EVENT_TEXT_AT : -1],
+    )
 
 
 def check_events(
-    bundle: zipfile.ZipFile, head: dict[str, Any], runs: list[tuple[int, int, list[bytes]]]
+    bundle: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    head: dict[str, Any],
+    runs: list[tuple[int, int, list[bytes]]],
 ) -> tuple[int, int | None, int | None]:
+    """Every line of events.ndjson (step 4): (events, first sequence, last sequence)."""
     root = bytes.fromhex(head["root_hash"])
     size = head["tree_size"]
+    sha256 = hashlib.sha256
     pending = iter(runs)
     run = next(pending, None)
     expected = run[0] if run else None  # the next sequence the runs vouch for
-    previous: dict[str, Any] | None = None
-    count, first = 0, None
-    with bundle.open("events.csv") as raw_csv:
-        rows = csv.reader(io.TextIOWrapper(raw_csv, encoding="utf-8", newline=""))
-        if next(rows, None) != list(COLUMNS):
-            raise Failure("events.csv: its header is not the event columns")
-        lines = _ndjson(bundle)
-        ahead = next(lines, None)
-        while ahead is not None:
-            number, event = ahead
-            ahead = next(lines, None)
-            sequence = check_event(event, number)
-            if previous is not None and sequence <= previous["sequence"]:
-                raise Failure(
-                    f"event {sequence}: not in sequence order (after event {previous['sequence']})"
-                )
+    previous_hash = b""
+    count, first, last = 0, None, 0
+    with bundle.open(EVENTS) as member:
+        lines = _Lines(member)
+        each = iter(lines)
+        for line in each:
+            sequence, digits, linked_to, digest, event = parse_line(line, lines.number)
+            if sha256(linked_to + b"\n" + digits + b"\n" + event).hexdigest().encode() != digest:
+                raise Failure(f"event {sequence}: its hash does not match its content")
+            if sequence <= last:
+                raise Failure(f"event {sequence}: not in sequence order (after event {last})")
             if sequence > size:
                 raise Failure(f"event {sequence} is beyond the checkpoint (event {size})")
             if run is None or expected is None or sequence < expected:
                 raise Failure(f"event {sequence} is in no run of proofs.json")
             if sequence > expected:
-                following = ahead[1].get("sequence") if ahead else None
-                if isinstance(following, int) and following < sequence:
-                    raise Failure(
-                        f"event {following}: not in sequence order (after event {sequence})"
-                    )
+                following = next(each, b"")
+                if following.startswith(_LINE_START):
+                    after = following[_SEQUENCE : following.find(b",", _SEQUENCE)]
+                    if after.isdigit() and int(after) < sequence:
+                        raise Failure(
+                            f"event {int(after)}: not in sequence order (after event {sequence})"
+                        )
                 raise Failure(
                     f"event {expected} is missing: proofs.json vouches for events "
                     f"{run[0]} to {run[1]}"
                 )
-            linked = sequence == run[0] or previous is None
-            if not linked and event["previous_hash"] != previous["hash"]:  # type: ignore[index]
-                raise Failure(
-                    f"event {sequence}: its previous hash is not the hash of event "
-                    f"{previous['sequence']}"  # type: ignore[index]
-                )
+            if sequence != run[0]:
+                if linked_to != previous_hash:
+                    raise Failure(
+                        f"event {sequence}: its previous hash is not the hash of event {last}"
+                    )
+            elif not _HEX.issuperset(linked_to):  # a run's first link is checked by its hash
+                raise Failure(f"event {sequence}: its previous hash is not a sha256 in hex")
             if sequence == run[1]:
-                leaf = merkle.leaf_hash(_hash(event["hash"], f"event {sequence}: hash"))
+                leaf = merkle.leaf_hash(bytes.fromhex(digest.decode()))
                 if not merkle.verify_inclusion(leaf, sequence - 1, size, run[2], root):
                     raise Failure(
                         f"event {sequence}: its inclusion proof does not lead to the "
@@ -353,36 +466,67 @@ def check_events(
                 expected = run[0] if run else None
             else:
                 expected = sequence + 1
-            row = next(rows, None)
-            if row != [neutralised(event[column]) for column in COLUMNS]:
-                raise Failure(f"events.csv: the row of event {sequence} differs from events.ndjson")
-            previous = event
+            previous_hash, last = digest, sequence
             count += 1
             first = sequence if first is None else first
-        if run is not None:
-            raise Failure(
-                f"event {expected} is missing: events.ndjson ends, but proofs.json vouches for "
-                f"events {run[0]} to {run[1]}"
-            )
+    if run is not None:
+        raise Failure(
+            f"event {expected} is missing: {EVENTS} ends, but proofs.json vouches for "
+            f"events {run[0]} to {run[1]}"
+        )
+    problem = _digest_problem(
+        EVENTS, manifest["files"][EVENTS], lines.size, lines.digest.hexdigest()
+    )
+    if problem:
+        raise Failure(problem)
+    return count, first, last or None
+
+
+def check_full(bundle: zipfile.ZipFile) -> None:
+    """Step 5 (--full): each event is canonical JSON, and events.csv agrees with events.ndjson."""
+    with bundle.open(EVENTS) as member, bundle.open(EVENTS_CSV) as raw_csv:
+        rows = csv.reader(io.TextIOWrapper(raw_csv, encoding="utf-8", newline=""))
+        if next(rows, None) != list(CSV_COLUMNS):
+            raise Failure(f"{EVENTS_CSV}: its header is not the event columns")
+        lines = _Lines(member)
+        for line in lines:
+            sequence, _, previous_hash, digest, text = parse_line(line, lines.number)
+            try:
+                event = json.loads(text)
+                written = canonical(event).encode()
+            except ValueError:
+                raise Failure(f"event {sequence}: its event is not JSON") from None
+            if written != text or list(event) != list(EVENT_KEYS):
+                raise Failure(f"event {sequence}: its event is not in the log's canonical form")
+            target = event["target"]
+            if not (isinstance(target, list) and len(target) == 2):
+                raise Failure(f"event {sequence}: its target is not a pair")
+            row = csv_row(sequence, previous_hash.decode(), digest.decode(), event)
+            if next(rows, None) != row:
+                raise Failure(f"{EVENTS_CSV}: the row of event {sequence} differs from {EVENTS}")
         if next(rows, None) is not None:
-            raise Failure("events.csv has rows that events.ndjson does not")
-    return count, first, previous["sequence"] if previous else None
+            raise Failure(f"{EVENTS_CSV} has rows that {EVENTS} does not")
 
 
-def verify(path: str, public_key: str | None = None, key_id: str | None = None) -> str:
+def verify(
+    path: str, public_key: str | None = None, key_id: str | None = None, *, full: bool = False
+) -> str:
     """The OK line for the bundle at `path`; Failure at the first problem."""
     try:
         bundle = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as error:
         raise Failure(f"{path}: not a readable zip file ({error})") from None
     with bundle:
-        manifest = check_files(bundle)
         key = choose_key(bundle, public_key, key_id)
+        manifest = check_manifest(bundle, key)
+        check_files(bundle, manifest)
         head = _head(_json(bundle, "checkpoint.json"), "checkpoint.json")
         check_signature(head, key, "checkpoint.json")
         checkpoints = check_checkpoints(bundle, head, key)
         runs = _runs(bundle, head)
-        count, first, last = check_events(bundle, head, runs)
+        count, first, last = check_events(bundle, manifest, head, runs)
+        if full:
+            check_full(bundle)
         summary = {
             "checkpoint_tree_size": head["tree_size"],
             "key_id": head["key_id"],
@@ -391,13 +535,13 @@ def verify(path: str, public_key: str | None = None, key_id: str | None = None) 
         }
         for field, value in summary.items():
             if manifest.get(field) != value:
-                raise Failure(f"manifest.json: {field} is {manifest.get(field)}, not {value}")
+                raise Failure(f"{MANIFEST}: {field} is {manifest.get(field)}, not {value}")
         counts = {"events": count, "runs": len(runs), "checkpoints": checkpoints}
         if manifest.get("counts") != counts:
-            raise Failure(f"manifest.json: the counts are {manifest.get('counts')}, not {counts}")
+            raise Failure(f"{MANIFEST}: the counts are {manifest.get('counts')}, not {counts}")
     return (
         f"OK: {count} events verified against the checkpoint at event {head['tree_size']} "
-        f"(key {head['key_id']})"
+        f"(key {head['key_id']})" + ("; events.csv agrees with them" if full else "")
     )
 
 
@@ -407,9 +551,14 @@ def main(argv: list[str] | None = None) -> int:
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--public-key", help="a PEM file with the public key you trust")
     keys.add_argument("--key-id", help="the ID (16 hex digits) of the key you trust")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also parse every event and compare events.csv with events.ndjson cell by cell",
+    )
     arguments = parser.parse_args(argv)
     try:
-        print(verify(arguments.bundle, arguments.public_key, arguments.key_id))
+        print(verify(arguments.bundle, arguments.public_key, arguments.key_id, full=arguments.full))
     except Failure as failure:
         print(f"FAIL: {failure}")
         return 1

@@ -21,8 +21,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from audit.bundle import EVENT_COLUMNS, NodeStore
-from audit.checkpoints import SignedHead, audit_checkpoint_create, key_id, public_key
+from audit.bundle import NodeStore
+from audit.checkpoints import (
+    SignedHead,
+    audit_checkpoint_create,
+    key_id,
+    public_key,
+    signature_of,
+)
 from audit.exports import (
     SHANGHAI,
     ExportFiltersInvalid,
@@ -34,6 +40,8 @@ from audit.exports import (
 from audit.merkle import consistency_proof, inclusion_proof
 from audit.models import AuditCheckpoint, AuditEvent, AuditExport
 from audit.services import audit_record, chain_hash
+from audit.verifier import verify_bundle
+from audit.verifier.verify_bundle import CSV_COLUMNS, csv_row, event_line, manifest_statement
 from records.content import FORMULA_LEADING, export_cell
 from scs_cases.errors import NotPermitted
 from tests.audit.test_audit import record_events
@@ -117,15 +125,16 @@ def verdict(bundle: Path, tmp_path: Path, verifier_from: Path | None = None) -> 
     return result.stdout.strip()
 
 
-def rewritten(bundle: Path, tmp_path: Path, **changes: bytes) -> Path:
+def rewritten(bundle: Path, tmp_path: Path, *, signed: bool = True, **changes: bytes) -> Path:
     """The bundle with members replaced (name with "/" as "__") and the manifest's digests
-    recomputed for them, as someone who rewrote the bundle would do."""
+    recomputed for them. `signed`: the manifest signed again with the signing key, as only
+    someone who holds it could; otherwise the old signature is kept."""
     changes = {name.replace("__", "/"): data for name, data in changes.items()}
     target = tmp_path / "tampered.zip"
     with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(target, "w") as out:
         manifest = json.loads(source.read("manifest.json"))
         for name in source.namelist():
-            if name == "manifest.json":
+            if name in ("manifest.json", "manifest.sig"):
                 continue
             data = changes.get(name, source.read(name))
             manifest["files"][name] = {
@@ -133,18 +142,32 @@ def rewritten(bundle: Path, tmp_path: Path, **changes: bytes) -> Path:
                 "size": len(data),
             }
             out.writestr(name, data)
-        out.writestr("manifest.json", json.dumps(manifest))
+        text = changes.get("manifest.json", json.dumps(manifest).encode())
+        out.writestr("manifest.json", text)
+        signature = source.read("manifest.sig")
+        if signed:
+            signer, hex_signature = signature_of(manifest_statement(text))
+            signature = json.dumps({"key_id": signer, "signature": hex_signature}).encode()
+        out.writestr("manifest.sig", changes.get("manifest.sig", signature))
     return target
 
 
 def events_of(bundle: Path) -> list[dict[str, Any]]:
+    """The bundle's events, each with `canonical`: the exact hashed text its line embeds."""
     with zipfile.ZipFile(bundle) as archive:
-        return [json.loads(line) for line in archive.read("events.ndjson").splitlines()]
+        lines = archive.read("events.ndjson").splitlines()
+    events = []
+    for line in lines:
+        event = json.loads(line)
+        event["canonical"] = line[line.index(b'"event":') + len(b'"event":') : -1].decode()
+        assert json.loads(event["canonical"]) == event.pop("event")
+        events.append(event)
+    return events
 
 
 def ndjson(events: list[dict[str, Any]]) -> bytes:
     return b"".join(
-        (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        event_line(event["sequence"], event["previous_hash"], event["hash"], event["canonical"])
         for event in events
     )
 
@@ -152,9 +175,16 @@ def ndjson(events: list[dict[str, Any]]) -> bytes:
 def csv_of(events: list[dict[str, Any]]) -> bytes:
     text = io.StringIO(newline="")
     writer = csv.writer(text)
-    writer.writerow(EVENT_COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for event in events:
-        writer.writerow([export_cell(event[column]) for column in EVENT_COLUMNS])
+        writer.writerow(
+            csv_row(
+                event["sequence"],
+                event["previous_hash"],
+                event["hash"],
+                json.loads(event["canonical"]),
+            )
+        )
     return text.getvalue().encode()
 
 
@@ -226,15 +256,15 @@ def test_the_bundle_holds_the_documented_members_and_proofs(case_bundle):
 
     assert names == sorted([
         "checkpoint.json", "checkpoints.json", "events.csv", "events.ndjson", "manifest.json",
-        "proofs.json", "public_key.pem", "verifier/README.txt", "verifier/ed25519.py",
-        "verifier/merkle.py", "verifier/verify_bundle.py",
+        "manifest.sig", "proofs.json", "public_key.pem", "verifier/README.txt",
+        "verifier/ed25519.py", "verifier/merkle.py", "verifier/verify_bundle.py",
     ])  # fmt: skip
     assert set(infos.values()) == {zipfile.ZIP_DEFLATED}
     assert merkle_copy == Path("audit/merkle.py").read_bytes()
     assert ed25519_copy == Path("audit/ed25519.py").read_bytes()
     assert checkpoint == SignedHead.of(head).as_line() + "\n"
     first, second = case_bundle["runs"]
-    assert manifest["format"] == "scs-cases audit export v1"
+    assert manifest["format"] == "scs-cases audit export v2"
     assert manifest["filters"] == {"case_reference": CASE}
     assert manifest["counts"] == {
         "events": 5,
@@ -243,7 +273,7 @@ def test_the_bundle_holds_the_documented_members_and_proofs(case_bundle):
     }
     assert (manifest["first_sequence"], manifest["last_sequence"]) == (first[0], second[-1])
     assert (manifest["checkpoint_tree_size"], manifest["key_id"]) == (head.tree_size, head.key_id)
-    assert set(manifest["files"]) == set(names) - {"manifest.json"}
+    assert set(manifest["files"]) == set(names) - {"manifest.json", "manifest.sig"}
     assert [(run["first"], run["last"], run["proof"]) for run in proofs["runs"]] == [
         (run[0], run[-1], [n.hex() for n in inclusion_proof(leaves, run[-1] - 1)])
         for run in (first, second)
@@ -312,18 +342,30 @@ def test_a_key_id_the_bundle_does_not_carry_fails(case_bundle, tmp_path: Path):
     )
 
 
-def test_a_flipped_byte_fails_the_manifest(case_bundle, tmp_path: Path):
+@pytest.mark.parametrize(
+    ("member", "before", "after", "failure"),
+    [
+        ("events.ndjson", b'"n":1', b'"n":7', "event {second}: its hash does not match its "
+         "content"),
+        ("events.ndjson", b'"sequence":', b'"sequence" :', "events.ndjson line 1: not an event"),
+        ("events.csv", b"case.transitioned", b"case.transitionee", "events.csv: its sha256 does "
+         "not match the manifest"),
+        ("verifier/README.txt", b"Verifying", b"Verifyinh", "verifier/README.txt: its sha256 "
+         "does not match the manifest"),
+    ],
+)  # fmt: skip
+def test_a_flipped_byte_fails(case_bundle, tmp_path: Path, member, before, after, failure):
     path = case_bundle["path"]
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp_path / "flip.zip", "w") as out:
         for name in source.namelist():
             data = source.read(name)
-            if name == "events.ndjson":
-                data = data.replace(b'\\"n\\":1', b'\\"n\\":7', 1)
+            if name == member:
+                assert before in data
+                data = data.replace(before, after, 1)
             out.writestr(name, data)
 
-    assert verdict(tmp_path / "flip.zip", tmp_path) == (
-        "FAIL: events.ndjson: its sha256 does not match the manifest"
-    )
+    second = case_bundle["runs"][0][1]
+    assert verdict(tmp_path / "flip.zip", tmp_path) == "FAIL: " + failure.format(second=second)
 
 
 def test_a_changed_event_fails_its_hash_even_with_the_manifest_rewritten(case_bundle, tmp_path):
@@ -335,12 +377,49 @@ def test_a_changed_event_fails_its_hash_even_with_the_manifest_rewritten(case_bu
     )
 
 
-def test_a_column_that_differs_from_the_hashed_content_fails(case_bundle, tmp_path):
+def test_a_line_in_another_shape_fails_even_when_it_is_the_same_json(case_bundle, tmp_path):
     events = events_of(case_bundle["path"])
-    events[0]["action"] = "case.withdrawn"
+    lines = ndjson(events).splitlines(keepends=True)
+    same = json.loads(lines[1])
+    lines[1] = (json.dumps(same, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
-    assert verdict(with_events(case_bundle["path"], tmp_path, events), tmp_path) == (
-        f"FAIL: event {events[0]['sequence']}: its columns differ from its hashed content"
+    tampered = rewritten(case_bundle["path"], tmp_path, **{"events.ndjson": b"".join(lines)})
+
+    assert verdict(tampered, tmp_path) == "FAIL: events.ndjson line 2: not an event"
+
+
+def test_the_full_check_refuses_an_event_not_written_in_the_canonical_form(tmp_path):
+    """What only --full sees: a log that hashed JSON not in its canonical form (the chain itself
+    would hold), and a CSV row that differs."""
+    canonical = (
+        '{"action":"case.filed","actor":null,"case":"SH-1","data":{"n":1},'
+        '"recorded_at":"2026-12-01T00:00:00+00:00","request":"","role":"system",'
+        '"target":["objections.case","1"]}'
+    )
+    event = {"sequence": 1, "previous_hash": "0" * 64, "hash": "a" * 64, "canonical": canonical}
+    good = csv_of([event])
+
+    def full_check(text: str, table: bytes) -> str:
+        path = tmp_path / "events.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("events.ndjson", ndjson([dict(event, canonical=text)]))
+            archive.writestr("events.csv", table)
+        with zipfile.ZipFile(path) as archive:
+            try:
+                verify_bundle.check_full(archive)
+            except verify_bundle.Failure as failure:
+                return str(failure)
+        return "OK"
+
+    assert full_check(canonical, good) == "OK"
+    assert full_check(canonical.replace('"n":1', '"n": 1'), good) == (
+        "event 1: its event is not in the log's canonical form"
+    )
+    assert full_check(canonical.replace('{"n":1}', '{"n":1,"n":1}'), good) == (
+        "event 1: its event is not in the log's canonical form"
+    )
+    assert full_check(canonical, good.replace(b"case.filed", b"case.decided")) == (
+        "events.csv: the row of event 1 differs from events.ndjson"
     )
 
 
@@ -442,19 +521,55 @@ def test_a_bad_signature_fails(case_bundle, tmp_path):
     )
 
     assert verdict(tampered, tmp_path) == (
-        f"FAIL: checkpoint.json: the signature does not verify with key {trusted_key()}"
+        f"FAIL: checkpoint.json: its signature does not verify with key {trusted_key()}"
     )
 
 
-def test_a_changed_csv_cell_fails(case_bundle, tmp_path):
-    events = events_of(case_bundle["path"])
-    shown = [dict(event) for event in events]
-    shown[2]["action"] = "case.withdrawn"
+def test_a_manifest_changed_without_the_key_fails_its_signature(case_bundle, tmp_path):
+    with zipfile.ZipFile(case_bundle["path"]) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["filters"] = {"case_reference": "SH-2026-000001"}
+    changed = json.dumps(manifest).encode()
 
-    tampered = rewritten(case_bundle["path"], tmp_path, **{"events.csv": csv_of(shown)})
+    tampered = rewritten(case_bundle["path"], tmp_path, signed=False, **{"manifest.json": changed})
 
     assert verdict(tampered, tmp_path) == (
-        f"FAIL: events.csv: the row of event {events[2]['sequence']} differs from events.ndjson"
+        f"FAIL: manifest.json: its signature does not verify with key {trusted_key()}"
+    )
+
+
+def test_a_bundle_without_the_manifest_signature_fails(case_bundle, tmp_path):
+    tampered = rewritten(case_bundle["path"], tmp_path, **{"manifest.sig": b""})
+
+    assert verdict(tampered, tmp_path) == "FAIL: manifest.sig is missing or not JSON"
+
+
+def test_the_full_check_accepts_an_untouched_bundle(case_bundle, tmp_path):
+    result = run_verifier(case_bundle["path"], tmp_path, "--key-id", trusted_key(), "--full")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.endswith("; events.csv agrees with them\n")
+
+
+def test_a_changed_csv_cell_fails_its_signed_digest_and_the_full_check(case_bundle, tmp_path):
+    events = events_of(case_bundle["path"])
+    shown = [dict(event) for event in events]
+    shown[2]["canonical"] = shown[2]["canonical"].replace(
+        '"action":"case.transitioned"', '"action":"case.withdrawn"'
+    )
+    unsigned = rewritten(
+        case_bundle["path"], tmp_path, signed=False, **{"events.csv": csv_of(shown)}
+    )
+    assert verdict(unsigned, tmp_path) == (
+        f"FAIL: manifest.json: its signature does not verify with key {trusted_key()}"
+    )
+
+    # Even with the manifest signed again, by someone who holds the key:
+    tampered = rewritten(case_bundle["path"], tmp_path, **{"events.csv": csv_of(shown)})
+    result = run_verifier(tampered, tmp_path, "--key-id", trusted_key(), "--full")
+
+    assert result.stdout == (
+        f"FAIL: events.csv: the row of event {events[2]['sequence']} differs from events.ndjson\n"
     )
 
 
@@ -491,7 +606,7 @@ def test_any_text_round_trips_through_events_csv_but_formulas_are_neutralised(
     assert cells["action"] == export_cell(action)
     assert unneutralised(cells["action"]) == action
     assert cells["action"].startswith("'") == action.startswith((*FORMULA_LEADING, "'"))
-    assert json.loads(cells["canonical"])["data"] == {"note": note}
+    assert json.loads(unneutralised(cells["data"])) == {"note": note}
 
 
 def test_only_auditors_and_administrators_request_exports(django_capture_on_commit_callbacks):

@@ -58,7 +58,15 @@ def verify_bundle(bundle: Path, folder: Path) -> subprocess.CompletedProcess[str
             if name.startswith("verifier/"):
                 archive.extract(name, folder)
     return subprocess.run(  # noqa: S603 - our own interpreter and file
-        [sys.executable, "-I", "verify_bundle.py", str(bundle), "--key-id", key_id(public_key())],
+        [
+            sys.executable,
+            "-I",
+            "verify_bundle.py",
+            str(bundle),
+            "--key-id",
+            key_id(public_key()),
+            "--full",
+        ],
         cwd=folder / "verifier",
         capture_output=True,
         text=True,
