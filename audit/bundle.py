@@ -21,8 +21,9 @@ Format "scs-cases audit export v2", every member written as a stream (constant m
   run of consecutive sequence numbers among the exported events, the inclusion proof (hex, RFC
   6962, leaf data = the bytes of the event's chain hash, index = sequence - 1) of the run's last
   event. The previous-hash links anchor the rest of the run to it.
-- `public_key.pem`: the key the checkpoints verify with (it proves nothing by itself: an auditor
-  compares its ID with one obtained elsewhere).
+- `public_keys.pem`: every key the platform's checkpoints verify with, the signing key first and
+  then those retired by a rotation (they prove nothing by themselves: an auditor compares their
+  IDs with ones obtained elsewhere).
 - `verifier/verify_bundle.py`, `verifier/merkle.py`, `verifier/ed25519.py`, `verifier/README.txt`:
   the standalone verifier (Python standard library only) with the exact modules the server uses.
 - `manifest.json`, written after them: format, created_at, filters, counts, first and last
@@ -64,6 +65,7 @@ from audit.verifier.verify_bundle import (
     FORMAT,
     MANIFEST,
     MANIFEST_SIGNATURE,
+    PUBLIC_KEYS,
     csv_row,
     event_line,
     manifest_statement,
@@ -242,7 +244,7 @@ def bundle_write(
     events: QuerySet[AuditEvent],
     head: SignedHead,
     earlier: Iterable[SignedHead],
-    public_key_pem: str,
+    public_keys_pem: str,
     description: dict[str, Any],
     progress: Callable[[int], object],
 ) -> int:
@@ -259,8 +261,8 @@ def bundle_write(
             with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
                 counts = _write_events(bundle, files, events, store, head, scratch, progress)
                 counts["checkpoints"] = _write_checkpoints(bundle, files, store, head, earlier)
-                with _Member(bundle, "public_key.pem", files) as member:
-                    member.write(public_key_pem.encode())
+                with _Member(bundle, PUBLIC_KEYS, files) as member:
+                    member.write(public_keys_pem.encode())
                 for name, source in _VERIFIER_FILES.items():
                     _copy_in(bundle, files, name, source)
                 manifest = {

@@ -19,6 +19,13 @@ The signed statement is the UTF-8 text
 
 each line ending in a newline. The public key is served at /audit/public-key.pem and printed by
 `manage.py audit_public_key`.
+
+Rotating the key: generate a new seed (`manage.py generate_keys`), add the current public key
+(`manage.py audit_public_key` prints it as "raw") to SCS_AUDIT_RETIRED_PUBLIC_KEYS, and set the
+new seed as SCS_AUDIT_SIGNING_KEY. Checkpoints signed before keep verifying with the retired key;
+new ones are signed with the new key. /audit/public-keys.pem serves every key the platform knows,
+the signing one first, and each export carries them all. A checkpoint signed by a key that is in
+neither setting is reported, never trusted.
 """
 
 from __future__ import annotations
@@ -113,12 +120,44 @@ def public_key() -> Ed25519PublicKey:
     return _private_key().public_key()
 
 
-def public_key_pem() -> str:
+def retired_public_keys() -> list[Ed25519PublicKey]:
+    """The keys that signed earlier checkpoints (SCS_AUDIT_RETIRED_PUBLIC_KEYS)."""
+    keys = []
+    for encoded in settings.AUDIT_RETIRED_PUBLIC_KEYS:
+        try:
+            keys.append(Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(encoded)))
+        except (binascii.Error, ValueError) as error:
+            raise ImproperlyConfigured(
+                "SCS_AUDIT_RETIRED_PUBLIC_KEYS holds a value that is not a raw Ed25519 public "
+                "key in urlsafe base64"
+            ) from error
+    return keys
+
+
+def known_public_keys() -> dict[str, Ed25519PublicKey]:
+    """Every key whose checkpoints verify, by key ID: the signing key's first, then the retired."""
+    keys = [public_key(), *retired_public_keys()]
+    return {key_id(key): key for key in keys}
+
+
+def public_key_pem(key: Ed25519PublicKey | None = None) -> str:
+    """The PEM of `key` (default: the signing key's public key)."""
     return (
-        public_key()
+        (key or public_key())
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+def public_keys_pem() -> str:
+    """Every known key's PEM block, the signing key's first."""
+    return "".join(public_key_pem(key) for key in known_public_keys().values())
+
+
+def raw_public_key(key: Ed25519PublicKey) -> str:
+    """The raw key in urlsafe base64, as SCS_AUDIT_RETIRED_PUBLIC_KEYS takes it."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def key_id(key: Ed25519PublicKey) -> str:
@@ -134,10 +173,14 @@ def signature_of(text: bytes) -> tuple[str, str]:
     return key_id(key.public_key()), key.sign(text).hex()
 
 
-def head_problem(head: SignedHead, key: Ed25519PublicKey) -> str:
-    """Why `head` is not a checkpoint signed by `key`, or "" when it is."""
-    if head.key_id != key_id(key):
-        return f"the checkpoint of {head.created_at} was signed by another key ({head.key_id})"
+def head_problem(head: SignedHead, keys: dict[str, Ed25519PublicKey]) -> str:
+    """Why `head` is not a checkpoint signed by one of `keys` (by key ID), or "" when it is."""
+    key = keys.get(head.key_id)
+    if key is None:
+        return (
+            f"the checkpoint of {head.created_at} was signed by a key this platform does not "
+            f"know ({head.key_id})"
+        )
     try:
         key.verify(bytes.fromhex(head.signature), head.statement())
     except (InvalidSignature, ValueError):
@@ -173,9 +216,9 @@ def audit_log_verify(*, heads: list[SignedHead] | None = None, **options: Any) -
     auditor's own copies). A checkpoint whose signature fails is itself reported as the break."""
     if heads is None:
         heads = [SignedHead.of(c) for c in AuditCheckpoint.objects.all()]
-    key = public_key()
+    keys = known_public_keys()
     for head in heads:
-        if problem := head_problem(head, key):
+        if problem := head_problem(head, keys):
             return VerifyResult(0, 0, "", ChainBreak(head.tree_size, problem))
     with _one_snapshot():
         return audit_chain_verify(checkpoints=heads, **options)

@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from accounts.roles import ADMINISTRATOR, AUDITOR, has_role
 from audit.bundle import bundle_write
-from audit.checkpoints import SignedHead, audit_checkpoint_create, public_key_pem
+from audit.checkpoints import SignedHead, audit_checkpoint_create, public_keys_pem
 from audit.models import AuditCheckpoint, AuditEvent, AuditExport
 from audit.services import audit_record, audited, recorded_at_text
 from scs_cases.errors import Conflict, DomainError, NotPermitted
@@ -246,7 +246,7 @@ def _build(export: AuditExport) -> tuple[Path, SignedHead, int]:
             events=events,
             head=head,
             earlier=earlier,
-            public_key_pem=public_key_pem(),
+            public_keys_pem=public_keys_pem(),
             description={
                 "export": export.pk,
                 "created_at": recorded_at_text(export.created_at),

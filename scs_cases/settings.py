@@ -67,6 +67,13 @@ AUDIT_SIGNING_KEY = _required_in_production(
 AUDIT_SEAL_KEY = _required_in_production(
     "SCS_AUDIT_SEAL_KEY", "ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1zZWFsLWtleSEhIQ=="
 )
+# Keys that signed earlier checkpoints, after a rotation (audit.checkpoints): comma-separated raw
+# Ed25519 public keys in urlsafe base64, as `manage.py audit_public_key` prints them.
+AUDIT_RETIRED_PUBLIC_KEYS = [
+    key.strip()
+    for key in os.environ.get("SCS_AUDIT_RETIRED_PUBLIC_KEYS", "").split(",")
+    if key.strip()
+]
 AUDIT_CHECKPOINT_EMAILS = [
     address.strip()
     for address in os.environ.get("SCS_AUDIT_CHECKPOINT_EMAILS", "").split(",")

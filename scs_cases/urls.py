@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from audit.views import public_key_view
+from audit.views import public_key_view, public_keys_view
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
@@ -25,6 +25,7 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up script as a file: no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("audit/public-key.pem", public_key_view, name="audit-public-key"),
+    path("audit/public-keys.pem", public_keys_view, name="audit-public-keys"),
     path("audit/", include("audit.urls", namespace="audit")),
     path("admin/", admin.site.urls),
 ]

@@ -1,15 +1,16 @@
 """Verify an scs-cases audit export bundle offline, with Python's standard library only.
 
-    python verify_bundle.py BUNDLE.zip [--public-key KEY.pem | --key-id HEX] [--full]
+    python verify_bundle.py BUNDLE.zip [--public-key KEYS.pem ... | --key-id HEX ...] [--full]
 
 Run it from the bundle's extracted `verifier/` folder (it loads `merkle.py` and `ed25519.py`
 beside it). It checks, stopping at the first problem:
 
-1. the signature of manifest.json (manifest.sig) with the public key you give (--public-key, a
-   PEM file you obtained yourself), or with the bundled public_key.pem when its ID is the
-   --key-id you trust; without either, with the bundled key and a warning, because a key that
-   travels with the bundle proves nothing by itself. The signed manifest names the selection,
-   the counts and the sha256 and size of every other member;
+1. the signature of manifest.json (manifest.sig) with the public keys you trust: those in the PEM
+   files you give (--public-key, obtained yourself), or those in the bundled public_keys.pem
+   whose IDs you give (--key-id); without either, the bundled keys with a warning, because a key
+   that travels with the bundle proves nothing by itself. After a key rotation, name the retired
+   key too: older checkpoints carry its signature. The signed manifest names the selection, the
+   counts and the sha256 and size of every other member;
 2. every member of the zip against the manifest, and that no member is missing or unlisted;
 3. the signature of checkpoint.json (the signed tree head), and every older checkpoint in
    checkpoints.json: its signature and its consistency proof to the signed head (the log only
@@ -57,6 +58,7 @@ STATEMENT_HEADER = "scs-cases audit checkpoint v1"
 MANIFEST_STATEMENT_HEADER = "scs-cases audit export manifest v2"
 MANIFEST = "manifest.json"
 MANIFEST_SIGNATURE = "manifest.sig"
+PUBLIC_KEYS = "public_keys.pem"
 EVENTS = "events.ndjson"
 EVENTS_CSV = "events.csv"
 # The keys of an event's hashed JSON, and the columns of events.csv.
@@ -90,6 +92,8 @@ _HASH_AT = _PREVIOUS_AT + 64
 _EVENT_AT = _HASH_AT + len(_HASH) + 64
 _EVENT_TEXT_AT = _EVENT_AT + len(_EVENT)
 _HEX = frozenset(b"0123456789abcdef")
+_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
+_PEM_END = "-----END PUBLIC KEY-----"
 
 
 def _sibling(name: str) -> ModuleType:
@@ -207,52 +211,85 @@ def _head(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def choose_key(bundle: zipfile.ZipFile, public_key: str | None, key_id: str | None) -> bytes:
-    if public_key is not None:
-        try:
-            return bytes(ed25519.public_key_from_pem(Path(public_key).read_bytes()))
-        except (OSError, ValueError) as error:
-            raise Failure(f"{public_key}: not an Ed25519 public key ({error})") from None
+def pem_keys(text: bytes, where: str) -> dict[str, bytes]:
+    """The Ed25519 public keys of every PEM block in `text`, by key ID, in their order."""
+    keys: dict[str, bytes] = {}
     try:
-        key = bytes(ed25519.public_key_from_pem(bundle.read("public_key.pem")))
-    except (KeyError, ValueError):
-        raise Failure("public_key.pem is missing or not an Ed25519 public key") from None
-    bundled_id = str(ed25519.key_id(key))
-    if key_id is None:
+        blocks = text.decode("ascii").split(_PEM_END)
+    except UnicodeDecodeError:
+        raise Failure(f"{where} is not PEM text") from None
+    for block in blocks[:-1]:
+        begin = block.find(_PEM_BEGIN)
+        try:
+            key = bytes(ed25519.public_key_from_pem(block[begin:] + _PEM_END))
+        except ValueError as error:
+            raise Failure(f"{where}: not an Ed25519 public key ({error})") from None
+        keys[str(ed25519.key_id(key))] = key
+    if not keys or blocks[-1].strip():
+        raise Failure(f"{where} holds no Ed25519 public key, or text after its last one")
+    return keys
+
+
+def choose_keys(
+    bundle: zipfile.ZipFile, public_keys: list[str], key_ids: list[str]
+) -> dict[str, bytes]:
+    """The keys you trust, by ID: from your PEM files, or those of the bundle's that you name."""
+    if public_keys:
+        trusted: dict[str, bytes] = {}
+        for path in public_keys:
+            try:
+                text = Path(path).read_bytes()
+            except OSError as error:
+                raise Failure(f"{path}: not readable ({error})") from None
+            trusted.update(pem_keys(text, path))
+        return trusted
+    try:
+        bundled = pem_keys(bundle.read(PUBLIC_KEYS), PUBLIC_KEYS)
+    except KeyError:
+        raise Failure(f"{PUBLIC_KEYS} is missing") from None
+    if not key_ids:
         print(
-            f"WARNING: checked with the public key inside the bundle (ID {bundled_id}). A key "
-            "that travels with the bundle proves nothing unless its ID is one you trust: obtain "
-            "the ID separately and pass --key-id, or pass --public-key.",
+            f"WARNING: checked with the public keys inside the bundle (IDs "
+            f"{', '.join(bundled)}). A key that travels with the bundle proves nothing unless its "
+            "ID is one you trust: obtain the IDs separately and pass --key-id, or pass "
+            "--public-key.",
             file=sys.stderr,
         )
-    elif bundled_id != key_id.strip().lower():
-        raise Failure(
-            f"public_key.pem has ID {bundled_id}, not the ID you trust ({key_id.strip()})"
-        )
-    return key
+        return bundled
+    trusted = {}
+    for wanted in (key_id.strip().lower() for key_id in key_ids):
+        if wanted not in bundled:
+            raise Failure(
+                f"{PUBLIC_KEYS} has no key with the ID you trust ({wanted}); it has "
+                f"{', '.join(bundled)}"
+            )
+        trusted[wanted] = bundled[wanted]
+    return trusted
 
 
-def _signature_checks(key: bytes, key_id: object, signature: object, text: bytes) -> str:
-    """Why `signature` (hex) is not `key`'s over `text`, or "" when it is."""
-    expected_id = str(ed25519.key_id(key))
-    if key_id != expected_id:
-        return f"was signed by another key ({key_id}, not {expected_id})"
+def _signature_checks(
+    keys: dict[str, bytes], key_id: object, signature: object, text: bytes
+) -> str:
+    """Why `signature` (hex) is not that of the trusted key `key_id` over `text`, or ""."""
+    key = keys.get(key_id) if isinstance(key_id, str) else None
+    if key is None:
+        return f"it was signed by key {key_id}, not one you trust ({', '.join(keys)})"
     try:
         raw = bytes.fromhex(signature) if isinstance(signature, str) else b""
     except ValueError:
         raw = b""
     if not ed25519.verify(key, text, raw):
-        return f"its signature does not verify with key {expected_id}"
+        return f"its signature does not verify with key {key_id}"
     return ""
 
 
-def check_signature(head: dict[str, Any], key: bytes, where: str) -> None:
-    problem = _signature_checks(key, head["key_id"], head["signature"], statement(head))
+def check_signature(head: dict[str, Any], keys: dict[str, bytes], where: str) -> None:
+    problem = _signature_checks(keys, head["key_id"], head["signature"], statement(head))
     if problem:
         raise Failure(f"{where}: {problem}")
 
 
-def check_manifest(bundle: zipfile.ZipFile, key: bytes) -> dict[str, Any]:
+def check_manifest(bundle: zipfile.ZipFile, keys: dict[str, bytes]) -> dict[str, Any]:
     """The manifest, once its signature (manifest.sig) verifies."""
     try:
         text = bundle.read(MANIFEST)
@@ -262,7 +299,7 @@ def check_manifest(bundle: zipfile.ZipFile, key: bytes) -> dict[str, Any]:
     if not isinstance(signed, dict):
         raise Failure(f"{MANIFEST_SIGNATURE} is not a signature")
     problem = _signature_checks(
-        key, signed.get("key_id"), signed.get("signature"), manifest_statement(text)
+        keys, signed.get("key_id"), signed.get("signature"), manifest_statement(text)
     )
     if problem:
         raise Failure(f"{MANIFEST}: {problem}")
@@ -306,7 +343,7 @@ def check_files(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
             raise Failure(problem)
 
 
-def check_checkpoints(bundle: zipfile.ZipFile, head: dict[str, Any], key: bytes) -> int:
+def check_checkpoints(bundle: zipfile.ZipFile, head: dict[str, Any], keys: dict[str, bytes]) -> int:
     data = _json(bundle, "checkpoints.json")
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
         raise Failure("checkpoints.json lists no checkpoints")
@@ -318,7 +355,7 @@ def check_checkpoints(bundle: zipfile.ZipFile, head: dict[str, Any], key: bytes)
             older.get("tree_size") if isinstance(older, dict) else "?"
         )
         older = _head(older, where)
-        check_signature(older, key, where)
+        check_signature(older, keys, where)
         if older["tree_size"] >= head["tree_size"]:
             raise Failure(f"{where} is not older than checkpoint.json")
         proof = _proof(older.get("consistency_proof"), f"{where}: consistency_proof")
@@ -509,7 +546,11 @@ def check_full(bundle: zipfile.ZipFile) -> None:
 
 
 def verify(
-    path: str, public_key: str | None = None, key_id: str | None = None, *, full: bool = False
+    path: str,
+    public_keys: list[str] | None = None,
+    key_ids: list[str] | None = None,
+    *,
+    full: bool = False,
 ) -> str:
     """The OK line for the bundle at `path`; Failure at the first problem."""
     try:
@@ -517,12 +558,12 @@ def verify(
     except (OSError, zipfile.BadZipFile) as error:
         raise Failure(f"{path}: not a readable zip file ({error})") from None
     with bundle:
-        key = choose_key(bundle, public_key, key_id)
-        manifest = check_manifest(bundle, key)
+        keys = choose_keys(bundle, public_keys or [], key_ids or [])
+        manifest = check_manifest(bundle, keys)
         check_files(bundle, manifest)
         head = _head(_json(bundle, "checkpoint.json"), "checkpoint.json")
-        check_signature(head, key, "checkpoint.json")
-        checkpoints = check_checkpoints(bundle, head, key)
+        check_signature(head, keys, "checkpoint.json")
+        checkpoints = check_checkpoints(bundle, head, keys)
         runs = _runs(bundle, head)
         count, first, last = check_events(bundle, manifest, head, runs)
         if full:
@@ -549,8 +590,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify an scs-cases audit export bundle.")
     parser.add_argument("bundle", help="the export's zip file")
     keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--public-key", help="a PEM file with the public key you trust")
-    keys.add_argument("--key-id", help="the ID (16 hex digits) of the key you trust")
+    keys.add_argument(
+        "--public-key",
+        action="append",
+        help="a PEM file with the public key(s) you trust (repeat it for several files)",
+    )
+    keys.add_argument(
+        "--key-id",
+        action="append",
+        help="the ID (16 hex digits) of a key you trust, among the bundle's (repeat it after a "
+        "key rotation: checkpoints signed before it carry the retired key's ID)",
+    )
     parser.add_argument(
         "--full",
         action="store_true",

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -23,7 +24,9 @@ from audit.checkpoints import (
     audit_log_verify,
     heads_from_file,
     key_id,
+    known_public_keys,
     public_key,
+    raw_public_key,
 )
 from audit.models import (
     GENESIS_HASH,
@@ -111,7 +114,74 @@ def test_the_public_key_is_served_and_printed(capsys):
     assert response.status_code == 200
     assert response["X-Key-Id"] == key_id(public_key())
     printed = capsys.readouterr().out
-    assert printed == f"key id {key_id(public_key())}\n{response.content.decode()}"
+    assert printed == (
+        f"key id {key_id(public_key())}\n{response.content.decode()}"
+        f"raw {raw_public_key(public_key())}\n"
+    )
+
+
+# --- rotating the signing key ------------------------------------------------------------------
+
+NEW_SEED = "bmV3LWF1ZGl0LXNpZ25pbmcta2V5LWZvci10ZXN0cyE="  # 32 bytes
+
+
+def rotated(settings) -> tuple[Ed25519PublicKey, Ed25519PublicKey]:
+    """The signing key replaced by a new one, the old one retired: (old, new)."""
+    old = public_key()
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [raw_public_key(old)]
+    settings.AUDIT_SIGNING_KEY = NEW_SEED
+    return old, public_key()
+
+
+def test_after_a_rotation_old_checkpoints_verify_with_the_retired_key(
+    settings, capsys, django_capture_on_commit_callbacks
+):
+    before = checkpointed(django_capture_on_commit_callbacks)
+    old, new = rotated(settings)
+    after = checkpointed(django_capture_on_commit_callbacks, events=3)
+
+    assert key_id(new) != key_id(old)
+    assert (before.key_id, after.key_id) == (key_id(old), key_id(new))
+    assert list(known_public_keys()) == [key_id(new), key_id(old)]
+    assert audit_log_verify().intact
+    served = Client().get("/audit/public-keys.pem")
+    assert served["X-Key-Ids"] == f"{key_id(new)},{key_id(old)}"
+    assert (
+        [
+            key_id(load_pem_public_key(f"-----BEGIN{block}".encode()))  # type: ignore[arg-type]
+            for block in served.content.decode().split("-----BEGIN")[1:]
+        ]
+        == [key_id(new), key_id(old)]
+    )
+    assert Client().get("/audit/public-key.pem")["X-Key-Id"] == key_id(new)
+    call_command("audit_public_key")
+    printed = capsys.readouterr().out
+    assert printed.index(f"key id {key_id(new)}") < printed.index("retired keys")
+    assert printed.index("retired keys") < printed.index(f"key id {key_id(old)}")
+
+
+def test_a_checkpoint_signed_by_a_key_the_platform_does_not_know_is_reported(
+    settings, django_capture_on_commit_callbacks
+):
+    before = checkpointed(django_capture_on_commit_callbacks)
+    settings.AUDIT_SIGNING_KEY = NEW_SEED  # rotated without retiring the old key
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert result.broken.sequence == before.tree_size
+    assert result.broken.reason == (
+        f"the checkpoint of {SignedHead.of(before).created_at} was signed by a key this platform "
+        f"does not know ({before.key_id})"
+    )
+
+
+@pytest.mark.parametrize("value", ["not base64!", "c2hvcnQ="])
+def test_a_retired_key_that_is_not_a_key_is_refused(settings, value):
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [value]
+
+    with pytest.raises(ImproperlyConfigured, match="SCS_AUDIT_RETIRED_PUBLIC_KEYS"):
+        known_public_keys()
 
 
 def test_the_untouched_log_verifies_against_its_checkpoints(django_capture_on_commit_callbacks):

@@ -27,6 +27,7 @@ from audit.checkpoints import (
     audit_checkpoint_create,
     key_id,
     public_key,
+    raw_public_key,
     signature_of,
 )
 from audit.exports import (
@@ -256,7 +257,7 @@ def test_the_bundle_holds_the_documented_members_and_proofs(case_bundle):
 
     assert names == sorted([
         "checkpoint.json", "checkpoints.json", "events.csv", "events.ndjson", "manifest.json",
-        "manifest.sig", "proofs.json", "public_key.pem", "verifier/README.txt",
+        "manifest.sig", "proofs.json", "public_keys.pem", "verifier/README.txt",
         "verifier/ed25519.py", "verifier/merkle.py", "verifier/verify_bundle.py",
     ])  # fmt: skip
     assert set(infos.values()) == {zipfile.ZIP_DEFLATED}
@@ -338,8 +339,33 @@ def test_a_key_id_the_bundle_does_not_carry_fails(case_bundle, tmp_path: Path):
 
     assert result.returncode == 1
     assert result.stdout == (
-        f"FAIL: public_key.pem has ID {trusted_key()}, not the ID you trust ({'0' * 16})\n"
+        f"FAIL: public_keys.pem has no key with the ID you trust ({'0' * 16}); it has "
+        f"{trusted_key()}\n"
     )
+
+
+def test_after_a_key_rotation_an_export_verifies_with_both_keys_trusted(
+    settings, auditor, django_capture_on_commit_callbacks, tmp_path: Path
+):
+    case_events(3)
+    older = audit_checkpoint_create()
+    retired = public_key()
+    settings.AUDIT_RETIRED_PUBLIC_KEYS = [raw_public_key(retired)]
+    settings.AUDIT_SIGNING_KEY = "bmV3LWF1ZGl0LXNpZ25pbmcta2V5LWZvci10ZXN0cyE="
+    case_events(2, start=3)
+    export = built(auditor, {"case_reference": CASE}, django_capture_on_commit_callbacks)
+    path = bundle_path(export)
+    new, old = key_id(public_key()), key_id(retired)
+
+    only_new = run_verifier(path, tmp_path, "--key-id", new)
+    both = run_verifier(path, tmp_path, "--key-id", new, "--key-id", old, "--full")
+
+    assert only_new.stdout == (
+        f"FAIL: checkpoints.json: the checkpoint at event {older.tree_size}: it was signed by "
+        f"key {old}, not one you trust ({new})\n"
+    )
+    assert (both.returncode, both.stdout[:22]) == (0, "OK: 5 events verified ")
+    assert f"(key {new})" in both.stdout
 
 
 @pytest.mark.parametrize(
