@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -130,6 +131,14 @@ def _empty_shared_cache() -> None:
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # PBKDF2's deliberate slowness only slows the suite down; logins still go through hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def private_folders(settings, tmp_path: Path) -> None:
+    """Audit exports and checkpoint lines under the test's own folder, and no checkpoint mail."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+    settings.AUDIT_CHECKPOINT_EMAILS = []
 
 
 @pytest.fixture

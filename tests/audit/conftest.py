@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +11,6 @@ from audit.models import AuditCheckpoint, AuditExport
 from tests.audit.exporting import CASE, built, bundle_path, case_events
 from tests.audit.test_audit import record_events
 from tests.factories import UserFactory
-
-
-@pytest.fixture
-def private_folders(settings, tmp_path: Path) -> None:
-    """Exports and checkpoint lines under the test's own folder, and no checkpoint mail."""
-    settings.DATA_DIR = tmp_path / "data"
-    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
-    settings.AUDIT_CHECKPOINT_EMAILS = []
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ through the page's links and checks each with the verifier it carries, in a bare
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,11 +11,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from audit.checkpoints import key_id, public_key
 from audit.exports import SHANGHAI, audit_export_run
 from audit.models import AuditEvent, AuditExport
 from audit.tasks import audit_export_task
 from objections.models import Case
+from tests.audit.exporting import run_verifier, trusted_key
 from tests.conftest import FLUSHABLE_APPS
 from tests.e2e.conftest import Demo, gettext_for, screenshot, sign_in_with_second_factor
 
@@ -28,13 +25,6 @@ pytestmark = [
 ]
 
 AUDITOR_PASSWORD = "auditor-demo-2026"
-
-
-@pytest.fixture
-def private_folders(settings, tmp_path: Path) -> None:
-    settings.DATA_DIR = tmp_path / "data"
-    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
-    settings.AUDIT_CHECKPOINT_EMAILS = []
 
 
 @pytest.fixture
@@ -48,32 +38,6 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(audit_export_task, "delay", delay)
     return ids
-
-
-def verify_bundle(bundle: Path, folder: Path) -> subprocess.CompletedProcess[str]:
-    """The bundle's own verifier, extracted alone, in a fresh isolated interpreter with an empty
-    environment."""
-    with zipfile.ZipFile(bundle) as archive:
-        for name in archive.namelist():
-            if name.startswith("verifier/"):
-                archive.extract(name, folder)
-    return subprocess.run(  # noqa: S603 - our own interpreter and file
-        [
-            sys.executable,
-            "-I",
-            "verify_bundle.py",
-            str(bundle),
-            "--key-id",
-            key_id(public_key()),
-            "--full",
-        ],
-        cwd=folder / "verifier",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={},
-    )
 
 
 @pytest.mark.usefixtures("private_folders")
@@ -135,7 +99,9 @@ def test_an_auditor_exports_a_case_and_a_period_and_both_verify_offline(
 
     # then each zip's own verifier, alone in a bare interpreter, says OK
     for export_id, bundle in bundles.items():
-        result = verify_bundle(bundle, tmp_path / f"verify-{export_id}")
+        result = run_verifier(
+            bundle, tmp_path / f"verify-{export_id}", "--key-id", trusted_key(), "--full"
+        )
         assert result.returncode == 0, result
         assert result.stdout.startswith("OK: "), result
 
