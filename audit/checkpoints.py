@@ -211,11 +211,39 @@ def heads_from_file(path: Path) -> list[SignedHead]:
     return heads
 
 
+def published_heads() -> list[SignedHead]:
+    """The checkpoints written outside the database (SCS_AUDIT_CHECKPOINT_FILE); none when the
+    file does not exist yet. CheckpointFileError for a line that is not a signed head."""
+    path = Path(settings.AUDIT_CHECKPOINT_FILE)
+    return heads_from_file(path) if path.exists() else []
+
+
+def checkpoint_heads() -> tuple[list[SignedHead], str]:
+    """The heads to verify the log against by default: the stored checkpoints and those in the
+    checkpoint file. The second value says why they cannot be trusted, or is ""."""
+    stored = [SignedHead.of(c) for c in AuditCheckpoint.objects.order_by("tree_size")]
+    try:
+        published = published_heads()
+    except (OSError, CheckpointFileError) as error:
+        return stored, f"the checkpoint file cannot be read: {error}"
+    kept = set(stored)
+    for head in published:
+        if head not in kept:
+            return stored + published, (
+                f"the checkpoint of {head.created_at} (event {head.tree_size}) is in the "
+                "checkpoint file but no longer in the database: stored checkpoints were removed"
+            )
+    return stored, ""
+
+
 def audit_log_verify(*, heads: list[SignedHead] | None = None, **options: Any) -> VerifyResult:
-    """The chain, and the log against signed checkpoints: the stored ones, or `heads` (an
-    auditor's own copies). A checkpoint whose signature fails is itself reported as the break."""
+    """The chain, and the log against signed checkpoints: `heads` (an auditor's own copies), or
+    by default the stored ones and those written to the checkpoint file, which must all be
+    stored. A checkpoint whose signature fails is itself reported as the break."""
     if heads is None:
-        heads = [SignedHead.of(c) for c in AuditCheckpoint.objects.all()]
+        heads, problem = checkpoint_heads()
+        if problem:
+            return VerifyResult(0, 0, "", ChainBreak(0, problem))
     keys = known_public_keys()
     for head in heads:
         if problem := head_problem(head, keys):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from audit.merkle import TreeBuilder
-from audit.models import GENESIS_HASH, AuditChainHead, AuditSealStart
+from audit.models import GENESIS_HASH, AuditChainHead, AuditEventSeal, AuditSealStart
 from audit.services import recorded_at_text, seal, seal_start
 
 if TYPE_CHECKING:
@@ -179,6 +179,19 @@ def audit_chain_verify(
         return broken(
             last_sequence + 1,
             f"chain head is at event {chain_head[0]} but the log ends at event {last_sequence}",
+        )
+    sealed_to = (
+        AuditEventSeal.objects.filter(last_sequence__gt=last_sequence)
+        .order_by("-last_sequence")
+        .values_list("last_sequence", flat=True)
+        .first()
+    )
+    if sealed_to is not None:
+        # The application sealed events that the log no longer holds: its newest were deleted.
+        return broken(
+            last_sequence + 1,
+            f"the log ends at event {last_sequence}, but the application sealed events up to "
+            f"{sealed_to}: events were removed since",
         )
     root = builder.root().hex() if builder is not None and tree else ""
     return VerifyResult(checked, last_sequence, expected_previous, None, root)

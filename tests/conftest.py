@@ -133,6 +133,14 @@ def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def _own_checkpoint_file(settings, tmp_path: Path) -> None:
+    """Each test's checkpoints are written outside the database to a file of its own: the log is
+    verified against that file by default, and a file shared by tests would hold another test's
+    (rolled back) log."""
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "checkpoints.jsonl")
+
+
 @pytest.fixture
 def private_folders(settings, tmp_path: Path) -> None:
     """Audit exports and checkpoint lines under the test's own folder, and no checkpoint mail."""

@@ -203,12 +203,14 @@ def as_owner(*statements: str, params: list[object] | None = None) -> None:
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
         cursor.execute("ALTER TABLE audit_auditchainhead DISABLE TRIGGER USER")
         cursor.execute("ALTER TABLE audit_auditcheckpoint DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditeventseal DISABLE TRIGGER USER")
         for statement in statements:
             cursor.execute(statement, params or [])
 
 
-def rewind_to(sequence: int) -> None:
-    """Delete the events after `sequence` and point the head at it, so the chain verifies."""
+def rewind_to(sequence: int, *, seals_too: bool = False) -> None:
+    """Delete the events after `sequence` and point the head at it, so the chain verifies; with
+    `seals_too`, delete the application's seals of those events as well."""
     if sequence:
         last = AuditEvent.objects.get(sequence=sequence)
         head = (sequence, last.previous_hash, last.hash)
@@ -219,6 +221,12 @@ def rewind_to(sequence: int) -> None:
         "UPDATE audit_auditchainhead SET sequence = %s, previous_hash = %s, hash = %s",
         params=list(head),
     )
+    if seals_too:
+        as_owner(f"DELETE FROM audit_auditeventseal WHERE last_sequence > {int(sequence)}")
+
+
+def sealed_up_to() -> int:
+    return max(AuditEventSeal.objects.values_list("last_sequence", flat=True))
 
 
 def rewrite_from(sequence: int, *, with_seals: bool = True) -> None:
@@ -271,8 +279,14 @@ def test_deleting_the_newest_events_and_rewinding_the_head_is_caught(
     django_capture_on_commit_callbacks, removed: int
 ):
     checkpoint = checkpointed(django_capture_on_commit_callbacks, events=25)
+    sealed = sealed_up_to()
     rewind_to(checkpoint.tree_size - removed)
-    assert audit_log_verify(heads=[]).intact  # the chain alone cannot tell
+    unsealed = audit_log_verify(heads=[])  # without checkpoints, the seals left behind tell
+    assert unsealed.broken is not None
+    assert unsealed.broken.reason == (
+        f"the log ends at event {checkpoint.tree_size - removed}, but the application sealed "
+        f"events up to {sealed}: events were removed since"
+    )
 
     result = audit_log_verify()
 
@@ -286,11 +300,31 @@ def test_deleting_the_newest_events_and_rewinding_the_head_is_caught(
 
 
 @pytest.mark.postgres
+def test_deleting_the_newest_events_and_their_seals_is_caught_by_the_checkpoint(
+    django_capture_on_commit_callbacks,
+):
+    checkpoint = checkpointed(django_capture_on_commit_callbacks, events=25)
+    boundary = max(
+        AuditEventSeal.objects.filter(last_sequence__lt=checkpoint.tree_size).values_list(
+            "last_sequence", flat=True
+        )
+    )
+    rewind_to(boundary, seals_too=True)
+    assert audit_log_verify(heads=[]).intact  # neither the chain nor the seals can tell
+
+    result = audit_log_verify()
+
+    assert result.broken is not None
+    assert result.broken.sequence == boundary + 1
+    assert f"vouches for {checkpoint.tree_size} events" in result.broken.reason
+
+
+@pytest.mark.postgres
 def test_emptying_the_log_and_resetting_the_head_to_genesis_is_caught(
     django_capture_on_commit_callbacks,
 ):
     checkpoint = checkpointed(django_capture_on_commit_callbacks)
-    rewind_to(0)
+    rewind_to(0, seals_too=True)
     assert audit_log_verify(heads=[]).intact
 
     result = audit_log_verify()
@@ -339,12 +373,22 @@ def test_the_auditors_copy_catches_what_the_database_owner_also_erased(
     django_capture_on_commit_callbacks, checkpoint_file: Path
 ):
     checkpoint = checkpointed(django_capture_on_commit_callbacks, events=10)
+    auditors_copy = checkpoint_file.with_name("kept-by-the-auditor.jsonl")
+    auditors_copy.write_bytes(checkpoint_file.read_bytes())
     rewrite_from(checkpoint.tree_size - 2)
     as_owner("DELETE FROM audit_auditcheckpoint")
-    assert audit_log_verify().intact  # nothing left in the database contradicts the log
 
+    erased = audit_log_verify()  # the checkpoint file still holds what the database lost
+    assert erased.broken is not None
+    assert erased.broken.reason == (
+        f"the checkpoint of {SignedHead.of(checkpoint).created_at} (event "
+        f"{checkpoint.tree_size}) is in the checkpoint file but no longer in the database: "
+        "stored checkpoints were removed"
+    )
+    checkpoint_file.unlink()  # and when the deployment's file is gone too
+    assert audit_log_verify().intact  # nothing left on the platform contradicts the log
     with pytest.raises(CommandError, match="differ from the checkpoint"):
-        call_command("audit_verify", "--checkpoints", str(checkpoint_file), "--no-progress")
+        call_command("audit_verify", "--checkpoints", str(auditors_copy), "--no-progress")
 
 
 @pytest.mark.postgres
