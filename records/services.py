@@ -89,10 +89,17 @@ def subject_dishonesty_flag_set(
 
 
 @audited()
-def subject_identifier_reveal(*, subject: Subject, actor: User, reason: str) -> str:
-    """The full identifier, for a permitted user; every reveal is audited with its reason."""
+def subject_identifier_reveal(
+    *, subject: Subject, actor: User, reason: str, case_reference: str = ""
+) -> str:
+    """The full identifier, for a permitted user; every reveal is audited with its reason, and
+    with the case it was asked for from (so that it shows in that case's history and exports)."""
     audit_record(
-        actor=actor, action="subject.revealed", target=subject, data={"reason": reason[:500]}
+        actor=actor,
+        action="subject.revealed",
+        target=subject,
+        case_reference=case_reference,
+        data={"reason": reason[:500]},
     )
     return identifier_decrypt(subject.identifier_encrypted)
 

@@ -377,7 +377,9 @@ def case_act(request: HttpRequest, reference: str) -> HttpResponse:
             reason = request.POST.get("reason", "").strip()
             if not reason:
                 raise MissingFields(_("Say why you need the full identifier."), fields=["reason"])
-            revealed = subject_identifier_reveal(subject=case.subject, actor=user, reason=reason)
+            revealed = subject_identifier_reveal(
+                subject=case.subject, actor=user, reason=reason, case_reference=case.reference
+            )
             return render(
                 request, "dashboard/case.html", _context(request, case, revealed=revealed)
             )

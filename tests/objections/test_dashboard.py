@@ -205,6 +205,12 @@ def test_revealing_needs_a_reason_and_is_audited(client, world: World):
     identifier = identifier_decrypt(world.subject.identifier_encrypted)
     assert identifier in response.content.decode()
     assert AuditEvent.objects.filter(action="subject.revealed").count() == before + 1
+    revealed = AuditEvent.objects.filter(action="subject.revealed").latest("sequence")
+    assert (revealed.actor_id, revealed.case_reference, revealed.payload) == (
+        world.caseworker.pk,
+        case.reference,
+        {"reason": "核对身份"},
+    )
 
 
 def test_notes_and_messages_are_kept_apart(client, world: World):
