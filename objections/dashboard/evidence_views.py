@@ -1,6 +1,9 @@
 """The dashboard's evidence viewer: a case's file shown in the page (an image inline, a PDF in a
 frame, sandboxed by its own policy) and the file itself, for staff whose scope holds the case.
-Every view and every download is recorded as a read (`read.evidence_opened`)."""
+The file is what is read: each time it is sent, shown in the viewer or downloaded, it is
+recorded (`read.evidence_opened`), so a view of the viewer page is one read event. The page
+itself shows what the case page does (the file's name, type, size and hash) and records
+nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def evidence_view(request: HttpRequest, reference: str, public_id: uuid.UUID) ->
     user = cast("User", request.user)
     case = staff_case_get(user=user, reference=reference)
     evidence = evidence_get_for_user(user=user, case=case, public_id=public_id)
-    response = render(
+    return render(
         request,
         "dashboard/evidence_view.html",
         {
@@ -35,15 +38,13 @@ def evidence_view(request: HttpRequest, reference: str, public_id: uuid.UUID) ->
             "is_pdf": evidence.content_type == PDF,
         },
     )
-    # Once the page is built and before it leaves: no record of the read, no page.
-    evidence_read_record(user=user, case=case, evidence=evidence)
-    return response
 
 
 @dashboard_page
 @require_http_methods(["GET", "HEAD"])
 def evidence_file(request: HttpRequest, reference: str, public_id: uuid.UUID) -> HttpResponse:
-    """The file: an attachment, or with `?inline=1` for the viewer."""
+    """The file: an attachment, or with `?inline=1` for the viewer; recorded once it is ready to
+    be sent and before it leaves (no record of the read, no file)."""
     user = cast("User", request.user)
     case = staff_case_get(user=user, reference=reference)
     evidence = evidence_get_for_user(user=user, case=case, public_id=public_id)
