@@ -36,11 +36,12 @@ from audit.exports import (
 )
 from audit.integrity import audit_integrity_check_list, audit_integrity_check_request
 from audit.models import AuditEvent, AuditExport, AuditIntegrityCheck
+from audit.reads import CASE_OPENED, read_record
 from scs_cases.pagination import Key, keyset_page
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from objections.models import Case, CaseDocument, Decision, DisputeStatement
+    from objections.models import Case, CaseDocument, Decision, DisputeStatement, Evidence
     from records.models import CreditRecordVersion
 
 EVENT_KEYS = (Key("sequence", descending=True),)
@@ -126,6 +127,7 @@ class Dossier:
     case: Case
     versions: list[CreditRecordVersion]
     documents: list[CaseDocument]
+    evidence: list[Evidence]
     decisions: list[Decision]
     dispute: DisputeStatement | None
     timeline: list[AuditEvent]
@@ -133,8 +135,9 @@ class Dossier:
 
 def case_dossier_get(*, user: User, reference: str) -> Dossier:
     """One case as an auditor reads it: the record's versions, the documents checklist, the
-    decisions, the dispute statement and the log's timeline. 404 outside the user's scope."""
-    from objections.models import CaseDocument, Decision, DisputeStatement
+    evidence files with their hashes, the decisions, the dispute statement and the log's
+    timeline. 404 outside the user's scope."""
+    from objections.models import CaseDocument, Decision, DisputeStatement, Evidence
     from records.models import CreditRecordVersion
 
     if not audit_export_allowed(user):
@@ -151,6 +154,9 @@ def case_dossier_get(*, user: User, reference: str) -> Dossier:
         ),
         documents=list(
             CaseDocument.objects.filter(case=case).select_related("recorded_by").order_by("id")
+        ),
+        evidence=list(
+            Evidence.objects.filter(case=case).select_related("uploaded_by").order_by("id")
         ),
         decisions=list(
             Decision.objects.filter(case=case)
@@ -347,12 +353,22 @@ def case_history(request: HttpRequest, reference: str) -> HttpResponse:
 @require_http_methods(["GET"])
 @auditor_page
 def case_dossier(request: HttpRequest, reference: str) -> HttpResponse:
-    dossier = case_dossier_get(user=cast("User", request.user), reference=reference)
-    return render(
-        request,
-        "audit/dossier.html",
-        {"dossier": dossier, "case": dossier.case, "record": dossier.case.record},
+    user = cast("User", request.user)
+    dossier = case_dossier_get(user=user, reference=reference)
+    case = dossier.case
+    response = render(
+        request, "audit/dossier.html", {"dossier": dossier, "case": case, "record": case.record}
     )
+    # The dossier holds the record's facts: a read of personal data, recorded once the page is
+    # built and before it leaves (no record of the read, no page).
+    read_record(
+        actor=user,
+        what=CASE_OPENED,
+        target=case,
+        case_reference=case.reference,
+        ids={"subject": case.subject_id, "record": case.record_id},
+    )
+    return response
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from audit.integrity import audit_integrity_check_request, audit_integrity_check
 from audit.models import AuditEvent, AuditExport, AuditIntegrityCheck
 from audit.services import audit_record
 from objections.models import Case
+from objections.services.evidence import evidence_attach
 from objections.services.grants import case_access_grant
 from records.crypto import identifier_decrypt
 from records.models import CreditRecord
@@ -35,6 +36,7 @@ from tests.factories import AgencyFactory, UserFactory
 from tests.objections import conftest as objections_conftest
 from tests.objections.conftest import World, case_snapshot
 from tests.objections.test_case_api import file_case, filing, transition
+from tests.objections.test_evidence import pdf_bytes, upload
 from tests.staff import staff_login
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -277,10 +279,14 @@ def test_an_unknown_case_is_404(auditor):
     assert signed_in(auditor).get("/audit/cases/SH-1999-000001/dossier/").status_code == 404
 
 
-def test_the_dossier_shows_versions_decisions_and_timeline_with_the_identifier_masked(
+@pytest.mark.usefixtures("private_folders")
+def test_the_dossier_shows_versions_evidence_decisions_and_timeline_with_the_identifier_masked(
     world: World,
 ):
     case = file_case(world.citizen, world.sh_record)
+    (evidence,) = evidence_attach(
+        case=case, files=[upload("决定书 final.pdf", pdf_bytes())], actor=world.citizen
+    )
     transition(world.caseworker, case, "start_review")
     decided = transition(
         world.caseworker,
@@ -292,6 +298,11 @@ def test_the_dossier_shows_versions_decisions_and_timeline_with_the_identifier_m
     )
     assert decided.status_code == 200, decided.json()
     old_title = world.sh_record.title
+    logged = list(
+        AuditEvent.objects.filter(case_reference=case.reference)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    )
 
     response = signed_in(world.auditor).get(f"/audit/cases/{case.reference}/dossier/")
 
@@ -305,13 +316,19 @@ def test_the_dossier_shows_versions_decisions_and_timeline_with_the_identifier_m
     assert "已撤销的处罚" in html
     assert "The penalty was revoked on 2024-03-01." in html
     assert [d.outcome for d in dossier.decisions] == ["granted"]
-    assert [e.sequence for e in dossier.timeline] == list(
-        AuditEvent.objects.filter(case_reference=case.reference)
-        .order_by("sequence")
-        .values_list("sequence", flat=True)
-    )
+    assert [e.sequence for e in dossier.timeline] == logged
     assert "case.transitioned" in html
-    assert "No evidence files are stored yet" in html
+    assert [e.pk for e in dossier.evidence] == [evidence.pk]
+    assert f'data-evidence="{evidence.public_id}"' in html
+    assert evidence.sha256 in html
+    assert "决定书 final.pdf" in html
+    # reading the dossier is a read of the case, recorded once, with ids only
+    read = AuditEvent.objects.get(case_reference=case.reference, sequence__gt=logged[-1])
+    assert (read.action, read.actor_id, read.payload) == (
+        "read.case_opened",
+        world.auditor.pk,
+        {"subject": case.subject_id, "record": case.record_id},
+    )
     subject = world.sh_record.subject
     assert subject.identifier_masked in html
     assert identifier_decrypt(subject.identifier_encrypted) not in html
