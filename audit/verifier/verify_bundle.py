@@ -325,7 +325,10 @@ def _digest_problem(name: str, expected: object, size: int, digest: str) -> str:
 def check_files(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     """Every member against the manifest; events.ndjson's digest is taken while it is checked."""
     listed = manifest["files"]
-    present = {info.filename for info in bundle.infolist()} - {MANIFEST, MANIFEST_SIGNATURE}
+    names = [info.filename for info in bundle.infolist()]
+    for name in sorted({name for name in names if names.count(name) > 1}):
+        raise Failure(f"{name} is in the zip more than once: tools differ on which one they read")
+    present = set(names) - {MANIFEST, MANIFEST_SIGNATURE}
     for name in sorted(present - set(listed)):
         raise Failure(f"{name} is in the bundle but not in the manifest")
     for name, expected in sorted(listed.items()):

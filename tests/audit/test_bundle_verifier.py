@@ -312,3 +312,16 @@ def test_a_changed_csv_cell_fails_its_signed_digest_and_the_full_check(case_bund
     assert result.stdout == (
         f"FAIL: events.csv: the row of event {events[2]['sequence']} differs from events.ndjson\n"
     )
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
+def test_a_member_added_twice_fails(case_bundle, tmp_path):
+    forged = tmp_path / "twice.zip"
+    with zipfile.ZipFile(case_bundle["path"]) as source, zipfile.ZipFile(forged, "w") as out:
+        out.writestr("events.csv", b"sequence\r\n")  # first, where some tools look
+        for name in source.namelist():
+            out.writestr(name, source.read(name))
+
+    assert verdict(forged, tmp_path) == (
+        "FAIL: events.csv is in the zip more than once: tools differ on which one they read"
+    )
