@@ -187,12 +187,19 @@ def run() -> common.Result:
     common.checkpoint()
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # The export signs a checkpoint; the file it is published to goes with this fresh database.
+    checkpoint_file = DATA_DIR / "audit-checkpoints.jsonl"
+    checkpoint_file.unlink(missing_ok=True)
     export_command = [sys.executable, "-m", "bench.audit_export", CHILD_FLAG, str(auditor.pk)]
     common.stage(f"export, in its own process: {' '.join(export_command[1:])}")
     code, out, err, export_seconds, _ = _measured(
         export_command,
         cwd=common.REPO_ROOT,
-        env={**os.environ, "SCS_DATA_DIR": str(DATA_DIR)},
+        env={
+            **os.environ,
+            "SCS_DATA_DIR": str(DATA_DIR),
+            "SCS_AUDIT_CHECKPOINT_FILE": str(checkpoint_file),
+        },
     )
     if code != 0 or not out.strip():
         raise common.BenchError(f"the export process exited with {code}: {err.strip()[-2000:]}")
