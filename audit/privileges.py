@@ -8,7 +8,8 @@ trigger they create). The application role gets the rows it works with, and no m
 * on the audit log's tables: SELECT only, and new events only through `audit_append()`, which
   runs with its owner's rights (SECURITY DEFINER, with a fixed search_path); it may add, never
   change, the application's seals (`audit_auditeventseal`), checkpoints and exports' rows it
-  writes (`audit_auditcheckpoint`; `audit_auditexport` is updated as an export runs).
+  writes (`audit_auditcheckpoint`; `audit_auditexport` and `audit_auditintegritycheck` are
+  updated as an export or a check runs, and neither can be deleted).
 
 `app_role_grant` applies this, idempotently, after every `migrate` (`manage.py db_roles`); the
 deployment runs it as the owner (docker-compose's `migrate` service) and `.ci/run` checks the
@@ -27,6 +28,7 @@ AUDIT_TABLES = {
     "audit_auditeventseal": "SELECT, INSERT",
     "audit_auditcheckpoint": "SELECT, INSERT",
     "audit_auditexport": "SELECT, INSERT, UPDATE",
+    "audit_auditintegritycheck": "SELECT, INSERT, UPDATE",
     # the schema's history is the owner's
     "django_migrations": "SELECT",
 }

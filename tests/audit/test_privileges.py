@@ -64,6 +64,8 @@ REFUSED = [
     ("DELETE FROM audit_auditeventseal", "permission denied"),
     ("UPDATE audit_auditeventseal SET mac = ''", "permission denied"),
     ("DELETE FROM audit_auditcheckpoint", "permission denied"),
+    ("DELETE FROM audit_auditintegritycheck", "permission denied"),
+    ("DELETE FROM audit_auditexport", "permission denied"),
     ("UPDATE audit_auditsealstart SET sequence = 1", "permission denied"),
     ("TRUNCATE records_creditrecord", "permission denied"),
     ("ALTER TABLE records_creditrecord DISABLE TRIGGER ALL", "must be owner"),
