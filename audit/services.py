@@ -83,14 +83,13 @@ class AuditInsideNestedAtomic(RuntimeError):
 
 # audit_append() (migration 0005) locks the single-row chain head, stamps the events with one
 # time that never runs backwards, and appends them in order, each hashed over the previous hash.
-# The head's row lock orders writers and keeps the sequence gap-free (a rollback undoes it).
+# The head's row lock orders writers and keeps the sequence gap-free (a rollback undoes it). It
+# returns the head it leaves (migration 0010): the sequence and hash of the last event appended.
 _APPEND_POSTGRESQL = (
-    "SELECT audit_append(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+    "SELECT last_sequence, last_hash FROM audit_append(%s::text[], %s::text[], "
+    "%s::timestamptz[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[])"
 )
-
-
-_HEAD_POSTGRESQL = "SELECT sequence, hash FROM audit_auditchainhead WHERE id = 1"
 _SEAL_POSTGRESQL = (
     "INSERT INTO audit_auditeventseal (last_sequence, first_sequence, mac) VALUES (%s, %s, %s)"
 )
@@ -250,7 +249,6 @@ def _write(rows: list[tuple[Any, ...]], *, using: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(_APPEND_POSTGRESQL, columns)
             # The head stays locked by this transaction: its last len(rows) events are ours.
-            cursor.execute(_HEAD_POSTGRESQL)
             last, last_hash = cursor.fetchone()
             first = last - len(rows) + 1
             cursor.execute(_SEAL_POSTGRESQL, [last, first, seal(first, last, last_hash)])

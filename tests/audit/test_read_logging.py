@@ -7,8 +7,10 @@ Who, what and when, by id only: the applicant's own reads, and requests that sho
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from time_machine import TimeMachineFixture
@@ -147,6 +149,28 @@ def test_an_unknown_reference_is_404_and_writes_nothing(world: World):
 
     assert response.status_code == 404
     assert events_after(since) == []
+
+
+@pytest.mark.postgres
+def test_a_staff_read_writes_its_event_with_the_append_and_the_seal_only(world: World, case: Case):
+    """What the read adds to the page: the append, which returns the chain head it leaves, and
+    the application's seal; no statement of its own to read the head back."""
+    reader = User.objects.get(pk=world.caseworker.pk)
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    # (The query log is emptied when a request starts: record the statements as they run.)
+    with connection.execute_wrapper(record):
+        response = api(reader).get(f"{CASES}{case.reference}/")
+
+    assert response.status_code == 200
+    assert [sql.split("(")[0] for sql in statements if "audit_" in sql] == [
+        "SELECT last_sequence, last_hash FROM audit_append",
+        "INSERT INTO audit_auditeventseal ",
+    ]
 
 
 def test_a_transition_writes_its_own_event_and_no_read_event(world: World, case: Case):
