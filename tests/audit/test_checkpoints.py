@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
 from audit import merkle
@@ -450,10 +450,7 @@ def test_the_checkpoint_table_is_append_only(django_capture_on_commit_callbacks)
 def test_an_event_appended_through_audit_append_without_the_application_is_caught():
     """audit_append() is open to the database's owner; only the application can seal."""
     record_events(2)
-    before, after = (
-        '{"action":"record.deleted","actor":null,"case":"","data":{},"recorded_at":"',
-        '","request":"","role":"system","target":["records.creditrecord","1"]}',
-    )
+    before, after = FORGED_BEFORE, FORGED_AFTER
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT audit_append(ARRAY[%s], ARRAY[%s], ARRAY[now()], ARRAY[NULL]::bigint[], "
@@ -470,6 +467,45 @@ def test_an_event_appended_through_audit_append_without_the_application_is_caugh
         forged,
         "the event does not carry the application's seal: it was not written by the application",
     )
+
+
+FORGED_BEFORE = '{"action":"record.deleted","actor":null,"case":"","data":{},"recorded_at":"'
+FORGED_AFTER = '","request":"","role":"system","target":["records.creditrecord","1"]}'
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("before", "after", "action"),
+    [
+        # a key twice: a JSON reader would see the second action, the column says the first
+        (FORGED_BEFORE.replace('"data":{}', '"data":{},"action":"case.closed"'), FORGED_AFTER,
+         "record.deleted"),
+        # a key of its own
+        (FORGED_BEFORE, FORGED_AFTER.replace('"request":""', '"request":"","extra":1'),
+         "record.deleted"),
+        # a column other than the text says
+        (FORGED_BEFORE, FORGED_AFTER, "record.published"),
+        # not JSON at all
+        ("not json ", FORGED_AFTER, "record.deleted"),
+        # the target as one string
+        (FORGED_BEFORE, FORGED_AFTER.replace('["records.creditrecord","1"]', '"x"'),
+         "record.deleted"),
+    ],
+)  # fmt: skip
+def test_audit_append_refuses_a_text_that_is_not_its_columns(before, after, action):
+    record_events(1)
+    head = AuditChainHead.objects.values_list("sequence", "hash").get(pk=1)
+
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT audit_append(ARRAY[%s], ARRAY[%s], ARRAY[now()], ARRAY[NULL]::bigint[], "
+            "ARRAY['system'], ARRAY[%s], ARRAY['records.creditrecord'], ARRAY['1'], "
+            "ARRAY[''], ARRAY[''])",
+            [before, after, action],
+        )
+
+    assert AuditChainHead.objects.values_list("sequence", "hash").get(pk=1) == head
+    assert AuditEvent.objects.count() == head[0]
 
 
 @pytest.mark.postgres
