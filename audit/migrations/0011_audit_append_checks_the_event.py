@@ -4,10 +4,11 @@ The hash covers the event's canonical text (audit.services), and the other colum
 that text says. The function joined the text its caller gave without looking at it, so a caller
 (the application role, or the database's owner) could append a text with a key twice, or keys of
 its own: its hash would verify, while a JSON reader of an export would see other values than the
-columns do. Now each event's text must be one JSON object with exactly the keys action, actor,
-case, data, recorded_at, request, role and target, each once, and their values must be the
-columns appended beside it (recorded_at: the time the function stamps). Anything else is refused
-(SQLSTATE 22023) and nothing is appended.
+columns do. Now each event's text must be exactly what its columns give, in the application's
+canonical form: `{"action":…,"actor":…,"case":…,"data":…,"recorded_at":…,"request":…,"role":…,
+"target":[…,…]}` with each column's value quoted as the application quotes it (recorded_at: the
+time the function stamps), and `data` one JSON object. Anything else is refused (SQLSTATE 22023)
+and nothing is appended.
 
 The function keeps migration 0010's arguments and result; `manage.py db_roles` gives it back to
 the owner and the application role after the migration, as after every migrate.
@@ -26,37 +27,35 @@ ARGUMENTS = """
     p_target_id text[], p_case_reference text[], p_request_id text[],
     OUT last_sequence bigint, OUT last_hash text"""
 
-EVENT_KEYS = "ARRAY['action','actor','case','data','recorded_at','request','role','target']"
-
 
 def body(*, checked: bool) -> str:
     """The function's body: migration 0010's, with (`checked`) or without the new checks."""
     check = (
-        f"""
-        v_event := v_canonical::json;
-        IF json_typeof(v_event) <> 'object'
-           OR (SELECT array_agg(k ORDER BY k) FROM json_object_keys(v_event) AS k)
-              IS DISTINCT FROM {EVENT_KEYS}
-           OR v_event->>'action' IS DISTINCT FROM p_action[i]
-           OR json_typeof(v_event->'actor') NOT IN ('number', 'null')
-           OR (v_event->>'actor')::numeric IS DISTINCT FROM p_actor_id[i]
-           OR json_typeof(v_event->'case') <> 'string'
-           OR v_event->>'case' IS DISTINCT FROM p_case_reference[i]
-           OR v_event->>'recorded_at' IS DISTINCT FROM v_at_text
-           OR json_typeof(v_event->'request') <> 'string'
-           OR v_event->>'request' IS DISTINCT FROM p_request_id[i]
-           OR json_typeof(v_event->'role') <> 'string'
-           OR v_event->>'role' IS DISTINCT FROM p_actor_role[i]
-           OR json_typeof(v_event->'target') <> 'array'
-           OR json_array_length(v_event->'target') <> 2
-           OR json_typeof(v_event->'target'->0) <> 'string'
-           OR json_typeof(v_event->'target'->1) <> 'string'
-           OR v_event->'target'->>0 IS DISTINCT FROM p_target_type[i]
-           OR v_event->'target'->>1 IS DISTINCT FROM p_target_id[i]
+        r"""
+        -- The text the columns give before and after `data`, quoted as the application's JSON
+        -- quotes them (to_json escapes as json.dumps(ensure_ascii=False) does), and between
+        -- them one JSON object. Only syntax is read in `data`: a \u0000 there is the
+        -- application's to keep.
+        v_prefix := '{"action":' || to_json(p_action[i])::text
+                 || ',"actor":' || coalesce(p_actor_id[i]::text, 'null')
+                 || ',"case":' || to_json(p_case_reference[i])::text || ',"data":';
+        v_suffix := ',"recorded_at":' || to_json(v_at_text)::text
+                 || ',"request":' || to_json(p_request_id[i])::text
+                 || ',"role":' || to_json(p_actor_role[i])::text
+                 || ',"target":[' || to_json(p_target_type[i])::text
+                 || ',' || to_json(p_target_id[i])::text || ']}';
+        v_data := substr(v_canonical, length(v_prefix) + 1,
+                         length(v_canonical) - length(v_prefix) - length(v_suffix));
+        IF v_prefix IS NULL OR v_suffix IS NULL
+           OR left(v_canonical, length(v_prefix)) <> v_prefix
+           OR right(v_canonical, length(v_suffix)) <> v_suffix
+           OR left(v_data, 1) <> '{' OR right(v_data, 1) <> '}'
+           OR length(v_canonical) < length(v_prefix) + length(v_suffix) + 2
         THEN
             RAISE EXCEPTION 'audit event %: its hashed text is not its columns', last_sequence
                   USING ERRCODE = 'invalid_parameter_value';
-        END IF;"""
+        END IF;
+        PERFORM v_data::json;  -- refused (22P02) unless `data` is one JSON value"""
         if checked
         else ""
     )
@@ -66,7 +65,9 @@ DECLARE
     v_at timestamptz;
     v_at_text text;
     v_canonical text;
-    v_event json;
+    v_prefix text;
+    v_suffix text;
+    v_data text;
 BEGIN
     SELECT sequence, hash INTO last_sequence, last_hash
       FROM audit_auditchainhead WHERE id = 1 FOR UPDATE;

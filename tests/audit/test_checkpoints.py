@@ -35,7 +35,7 @@ from audit.models import (
     AuditEvent,
     AuditEventSeal,
 )
-from audit.services import canonical_json, chain_hash, seal
+from audit.services import audit_record, audited, canonical_json, chain_hash, seal
 from tests.audit.test_audit import record_events
 
 pytestmark = pytest.mark.django_db
@@ -506,6 +506,26 @@ def test_audit_append_refuses_a_text_that_is_not_its_columns(before, after, acti
 
     assert AuditChainHead.objects.values_list("sequence", "hash").get(pk=1) == head
     assert AuditEvent.objects.count() == head[0]
+
+
+@pytest.mark.postgres
+def test_audit_append_takes_the_application_s_events_with_any_text():
+    texts = ["\\u0000", '"quoted"', "\u2028\x7f\x1f", "形式 /", ""]  # NUL: in data only
+    with audited():
+        for text in texts:
+            audit_record(
+                actor=None,
+                action=f"test.{text}",
+                target_type=text,
+                target_id=text,
+                case_reference=text,
+                data={"note": text, text: [text], "nul": f"a\x00{text}"},
+            )
+
+    stored = AuditEvent.objects.order_by("-sequence")[: len(texts)]
+    assert sorted(event.payload["note"] for event in stored) == sorted(texts)
+    assert sorted(event.payload["nul"] for event in stored) == sorted(f"a\x00{t}" for t in texts)
+    assert audit_log_verify().intact
 
 
 @pytest.mark.postgres
