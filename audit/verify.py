@@ -91,9 +91,12 @@ def audit_chain_verify(
     Every column is checked: the hash covers the sequence, the previous hash and the canonical
     text, and the other columns must be the ones that text holds. With
     `checkpoints` (signed tree heads whose signatures the caller has checked), also check that
-    the log still holds each one: as many events at least, and the same Merkle root over the
-    first `tree_size` of them. A shorter, rewritten or forked log fails, naming the checkpoint.
-    With `tree`, the result carries the Merkle root of the whole log (for a new checkpoint).
+    the log still holds each one: as many events at least, and the chain hash of its last event
+    is the one it signed. Every hash having been recomputed from the events and linked to the one
+    before, that hash stands for the whole prefix, so a shorter, rewritten or forked log fails,
+    naming the checkpoint. With `tree`, the Merkle root over each checkpoint's prefix is
+    recomputed and compared as well (what a new checkpoint's signing does, hourly), and the
+    result carries the root of the whole log.
     """
     sha256 = hashlib.sha256
     expected_previous = GENESIS_HASH
@@ -106,7 +109,7 @@ def audit_chain_verify(
             0, 0, GENESIS_HASH, ChainBreak(0, "the start of the application's seals is altered")
         )
     sealed_from = next_sealed = start[0]
-    builder = TreeBuilder() if (tree or pending) else None
+    builder = TreeBuilder() if tree else None
 
     def broken(sequence: int, reason: str) -> VerifyResult:
         return VerifyResult(
@@ -152,16 +155,18 @@ def audit_chain_verify(
             expected_previous = digest
             expected_sequence += 1
             checked += 1
-            if builder is not None and (tree or pending):  # past the last checkpoint: no tree
+            if builder is not None:
                 builder.add(bytes.fromhex(digest))
-                while pending and pending[0].tree_size == checked:
-                    head = pending.pop(0)
-                    if (builder.root().hex(), digest) != (head.root_hash, head.last_hash):
-                        return broken(
-                            checked,
-                            f"the first {head.tree_size} events differ from the checkpoint of "
-                            f"{head.created_at}: the log was rewritten since",
-                        )
+            while pending and pending[0].tree_size == sequence:
+                head = pending.pop(0)
+                if digest != head.last_hash or (
+                    builder is not None and builder.root().hex() != head.root_hash
+                ):
+                    return broken(
+                        sequence,
+                        f"the first {head.tree_size} events differ from the checkpoint of "
+                        f"{head.created_at}: the log was rewritten since",
+                    )
         if progress is not None:
             progress(len(chunk))
     last_sequence = expected_sequence - 1
