@@ -23,11 +23,13 @@ _CHUNK = 20_000
 # and turned into the canonical JSON's form once per distinct value (`_time_json`); the seal is
 # there on the last event of each sealed range.
 _SELECT_CHUNK = (
-    "SELECT e.sequence, e.previous_hash, e.hash, e.canonical, e.action, e.actor_id, "
-    "e.case_reference, e.recorded_at::text, e.request_id, e.actor_role, e.target_type, "
-    "e.target_id, s.first_sequence, s.mac FROM audit_auditevent e "
-    "LEFT JOIN audit_auditeventseal s ON s.last_sequence = e.sequence "
-    "WHERE e.sequence > %s ORDER BY e.sequence LIMIT %s"
+    "SELECT sequence, previous_hash, hash, canonical, action, actor_id, case_reference, "
+    "recorded_at::text, request_id, actor_role, target_type, target_id FROM audit_auditevent "
+    "WHERE sequence > %s ORDER BY sequence LIMIT %s"
+)
+_SELECT_SEALS = (
+    "SELECT last_sequence, first_sequence, mac FROM audit_auditeventseal "
+    "WHERE last_sequence > %s AND last_sequence <= %s"
 )
 # What json.dumps(..., ensure_ascii=False) writes for a string (audit.services.canonical_json).
 _quoted: Callable[[str], str] = json.encoder.encode_basestring
@@ -56,20 +58,23 @@ class VerifyResult:
         return self.broken is None
 
 
-def _chunks(*, after: int = 0) -> Iterator[list[tuple[Any, ...]]]:
-    """Keyset-paginated scan in sequence order, a chunk at a time; memory stays constant
-    whatever the log's size."""
+def _chunks(*, after: int = 0) -> Iterator[tuple[list[tuple[Any, ...]], dict[int, Any]]]:
+    """Keyset-paginated scan in sequence order, a chunk at a time, with the seals that end in it
+    ({last sequence: (first sequence, mac)}); memory stays constant whatever the log's size."""
     statement = _SELECT_CHUNK
     if connection.vendor != "postgresql":
-        statement = statement.replace("e.recorded_at::text", "e.recorded_at")
+        statement = statement.replace("recorded_at::text", "recorded_at")
     while True:
         with connection.cursor() as cursor:
             cursor.execute(statement, [after, _CHUNK])
             rows = cursor.fetchall()
-        if not rows:
-            return
-        yield rows
-        after = int(rows[-1][0])
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            cursor.execute(_SELECT_SEALS, [after, last])
+            seals = {row[0]: row[1:] for row in cursor.fetchall()}
+        yield rows, seals
+        after = last
 
 
 def _time_json(raw: object) -> str:
@@ -123,9 +128,21 @@ def audit_chain_verify(
     quoted = _quoted
     raw_time: object = None
     time_json = ""
-    for chunk in _chunks():
-        for row in chunk:
-            (sequence, previous_hash, stored_hash, canonical, action, actor_id, case) = row[:7]
+    for chunk, seals in _chunks():
+        for (
+            sequence,
+            previous_hash,
+            stored_hash,
+            canonical,
+            action,
+            actor_id,
+            case,
+            at,
+            request,
+            role,
+            target_type,
+            target_id,
+        ) in chunk:
             if sequence != expected_sequence:
                 return broken(expected_sequence, f"event {expected_sequence} is missing")
             if previous_hash != expected_previous:
@@ -133,8 +150,8 @@ def audit_chain_verify(
             digest = sha256(f"{previous_hash}\n{sequence}\n{canonical}".encode()).hexdigest()
             if digest != stored_hash:
                 return broken(expected_sequence, "hash does not match the event's content")
-            if row[7] != raw_time:  # the events of one transaction share their time
-                raw_time = row[7]
+            if at != raw_time:  # the events of one transaction share their time
+                raw_time = at
                 time_json = _time_json(raw_time)
             actor = "null" if actor_id is None else actor_id
             if not (
@@ -142,14 +159,15 @@ def audit_chain_verify(
                     f'{{"action":{quoted(action)},"actor":{actor},"case":{quoted(case)},"data":'
                 )
                 and canonical.endswith(
-                    f',"recorded_at":{time_json},"request":{quoted(row[8])},"role":'
-                    f'{quoted(row[9])},"target":[{quoted(row[10])},{quoted(row[11])}]}}'
+                    f',"recorded_at":{time_json},"request":{quoted(request)},"role":'
+                    f'{quoted(role)},"target":[{quoted(target_type)},{quoted(target_id)}]}}'
                 )
             ):
                 return broken(sequence, "the event's columns differ from its hashed content")
-            if row[13] is not None and sequence >= sealed_from:
+            sealed = seals.get(sequence)
+            if sealed is not None and sequence >= sealed_from:
                 # The last event of a sealed range: the range starts where the one before ended.
-                if row[12] != next_sealed or row[13] != seal(row[12], sequence, digest):
+                if sealed[0] != next_sealed or sealed[1] != seal(sealed[0], sequence, digest):
                     return broken(next_sealed, _UNSEALED)
                 next_sealed = sequence + 1
             expected_previous = digest
