@@ -36,7 +36,7 @@ from audit.exports import (
 )
 from audit.integrity import audit_integrity_check_list, audit_integrity_check_request
 from audit.models import AuditEvent, AuditExport, AuditIntegrityCheck
-from audit.reads import CASE_OPENED, read_record
+from audit.reads import case_opened_record
 from scs_cases.pagination import Key, keyset_page
 
 if TYPE_CHECKING:
@@ -361,13 +361,7 @@ def case_dossier(request: HttpRequest, reference: str) -> HttpResponse:
     )
     # The dossier holds the record's facts: a read of personal data, recorded once the page is
     # built and before it leaves (no record of the read, no page).
-    read_record(
-        actor=user,
-        what=CASE_OPENED,
-        target=case,
-        case_reference=case.reference,
-        ids={"subject": case.subject_id, "record": case.record_id},
-    )
+    case_opened_record(actor=user, case=case)
     return response
 
 

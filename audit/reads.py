@@ -12,7 +12,7 @@ download (`audit.export_downloaded`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from django.db import models
 
@@ -69,3 +69,24 @@ def read_record(
             case_reference=case_reference,
             data=data,
         )
+
+
+class _Case(Protocol):
+    """What `case_opened_record` reads of a case (objections.Case; the audit app imports no
+    domain app)."""
+
+    reference: str
+    subject_id: int
+    record_id: int
+
+
+def case_opened_record(*, actor: User, case: _Case) -> None:
+    """Record that `actor` opened `case` as staff (`read.case_opened`, the subject's and the
+    record's ids): the case page, the case API and the auditor's dossier, each once per view."""
+    read_record(
+        actor=actor,
+        what=CASE_OPENED,
+        target=case,  # type: ignore[arg-type]
+        case_reference=case.reference,
+        ids={"subject": case.subject_id, "record": case.record_id},
+    )

@@ -37,7 +37,7 @@ ROUNDS = 5
 PER_ROUND = 400  # requests per variant and round
 TARGET = 1.10  # p95 with read logging / p95 without
 HOST = "localhost"  # in the development ALLOWED_HOSTS
-PATCHED = "objections.apis.read_record"
+PATCHED = "audit.reads.read_record"  # what audit.reads.case_opened_record calls
 
 SEED_COMMAND = (
     f"{common.PYTHON} manage.py generate_data --records {CASES} --subjects 1 "

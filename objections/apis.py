@@ -20,7 +20,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
-from audit.reads import CASE_OPENED, read_by_staff, read_record
+from audit.reads import case_opened_record, read_by_staff
 from objections.evidence.uploads import EvidenceUploads, evidence_uploaded, form_values
 from objections.models import Case, CaseDocument, DisputeStatement, PendingApproval
 from objections.selectors import (
@@ -368,13 +368,7 @@ class CaseDetailApi(APIView):
         body = CaseDetailOutput(case, context={"user": user}).data
         if read_by_staff(user):
             # Once the page is built and before it leaves: no record of the read, no page.
-            read_record(
-                actor=user,
-                what=CASE_OPENED,
-                target=case,
-                case_reference=case.reference,
-                ids={"subject": case.subject_id, "record": case.record_id},
-            )
+            case_opened_record(actor=user, case=case)
         return Response(body)
 
 

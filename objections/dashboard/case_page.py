@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import roles
 from accounts.models import User
 from audit.models import AuditEvent
-from audit.reads import CASE_OPENED, read_record
+from audit.reads import case_opened_record
 from objections import workflow
 from objections.dashboard.access import dashboard_page, is_supervisor
 from objections.dashboard.selectors import clock_badge, staff_case_get
@@ -238,13 +238,7 @@ def case_detail(request: HttpRequest, reference: str) -> HttpResponse:
     case = staff_case_get(user=user, reference=reference)
     response = render(request, "dashboard/case.html", _context(request, case))
     # Once the page is built and before it leaves: no record of the read, no page.
-    read_record(
-        actor=user,
-        what=CASE_OPENED,
-        target=case,
-        case_reference=case.reference,
-        ids={"subject": case.subject_id, "record": case.record_id},
-    )
+    case_opened_record(actor=user, case=case)
     return response
 
 
