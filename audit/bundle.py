@@ -24,8 +24,9 @@ Format "scs-cases audit export v2", every member written as a stream (constant m
 - `public_keys.pem`: every key the platform's checkpoints verify with, the signing key first and
   then those retired by a rotation (they prove nothing by themselves: an auditor compares their
   IDs with ones obtained elsewhere).
-- `verifier/verify_bundle.py`, `verifier/merkle.py`, `verifier/ed25519.py`, `verifier/README.txt`:
-  the standalone verifier (Python standard library only) with the exact modules the server uses.
+- `verifier/verify_bundle.py`, `verifier/bundle_format.py`, `verifier/merkle.py`,
+  `verifier/ed25519.py`, `verifier/README.txt`: the standalone verifier (Python standard library
+  only) with the exact modules the server uses (`bundle_format.py` also writes this format).
 - `manifest.json`, written after them: format, created_at, filters, counts, first and last
   sequence, the checkpoint's tree size and key ID, and the sha256 and size of every member above.
 - `manifest.sig`, last: {"key_id", "signature"}, the signing key's Ed25519 signature over
@@ -58,7 +59,7 @@ from django.db.models import QuerySet
 from audit import merkle
 from audit.checkpoints import SignedHead, signature_of
 from audit.models import AuditEvent
-from audit.verifier.verify_bundle import (
+from audit.verifier.bundle_format import (
     CSV_COLUMNS,
     EVENTS,
     EVENTS_CSV,
@@ -77,6 +78,7 @@ VERIFIER_FOLDER = Path(__file__).resolve().parent / "verifier"
 _VERIFIER_FILES = {
     "verifier/verify_bundle.py": VERIFIER_FOLDER / "verify_bundle.py",
     "verifier/README.txt": VERIFIER_FOLDER / "README.txt",
+    "verifier/bundle_format.py": VERIFIER_FOLDER / "bundle_format.py",
     "verifier/merkle.py": Path(__file__).resolve().parent / "merkle.py",
     "verifier/ed25519.py": Path(__file__).resolve().parent / "ed25519.py",
 }

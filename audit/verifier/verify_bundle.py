@@ -2,8 +2,8 @@
 
     python verify_bundle.py BUNDLE.zip [--public-key KEYS.pem ... | --key-id HEX ...] [--full]
 
-Run it from the bundle's extracted `verifier/` folder (it loads `merkle.py` and `ed25519.py`
-beside it). It checks, stopping at the first problem:
+Run it from the bundle's extracted `verifier/` folder (it loads `bundle_format.py`, `merkle.py`
+and `ed25519.py` beside it). It checks, stopping at the first problem:
 
 1. the signature of manifest.json (manifest.sig) with the public keys you trust: those in the PEM
    files you give (--public-key, obtained yourself), or those in the bundled public_keys.pem
@@ -29,13 +29,7 @@ beside it). It checks, stopping at the first problem:
 It prints "OK: N events verified against the checkpoint at event M (key ID)" and exits 0, or
 "FAIL: <the first problem>" and exits 1.
 
-The format ("scs-cases audit export v2"): each line of events.ndjson is exactly
-
-    {"sequence":N,"previous_hash":"<64 hex>","hash":"<64 hex>","event":<event>}
-
-where <event> is the hashed text itself, the event's JSON with sorted keys (action, actor, case,
-data, recorded_at, request, role, target), compact separators and UTF-8. Because the hashed text
-is embedded as it is, the hash is checked on the line's bytes without parsing them.
+The format ("scs-cases audit export v2") is in `bundle_format.py`, beside this file.
 """
 
 from __future__ import annotations
@@ -53,32 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-FORMAT = "scs-cases audit export v2"
-STATEMENT_HEADER = "scs-cases audit checkpoint v1"
-MANIFEST_STATEMENT_HEADER = "scs-cases audit export manifest v2"
-MANIFEST = "manifest.json"
-MANIFEST_SIGNATURE = "manifest.sig"
-PUBLIC_KEYS = "public_keys.pem"
-EVENTS = "events.ndjson"
-EVENTS_CSV = "events.csv"
-# The keys of an event's hashed JSON, and the columns of events.csv.
-EVENT_KEYS = ("action", "actor", "case", "data", "recorded_at", "request", "role", "target")
-CSV_COLUMNS = (
-    "sequence",
-    "recorded_at",
-    "actor_id",
-    "actor_role",
-    "action",
-    "target_type",
-    "target_id",
-    "case_reference",
-    "request_id",
-    "data",
-    "previous_hash",
-    "hash",
-)
 HEAD_FIELDS = ("tree_size", "root_hash", "last_hash", "created_at", "key_id", "signature")
-FORMULA_LEADING = ("=", "+", "-", "@", "\t", "\r")
 
 # An events.ndjson line, by byte offset: the sequence runs from _SEQUENCE to the first comma C;
 # then come the fixed parts below, at C + their offset.
@@ -112,68 +81,13 @@ def _sibling(name: str) -> ModuleType:
     raise SystemExit(f"FAIL: {name}.py is not beside verify_bundle.py")
 
 
+fmt = _sibling("bundle_format")
 merkle = _sibling("merkle")
 ed25519 = _sibling("ed25519")
 
 
 class Failure(Exception):
     """The first problem found; its text follows "FAIL: "."""
-
-
-def statement(head: dict[str, Any]) -> bytes:
-    """The text a checkpoint's signature covers (audit.checkpoints.SignedHead.statement)."""
-    lines = (
-        STATEMENT_HEADER,
-        head["tree_size"],
-        head["root_hash"],
-        head["last_hash"],
-        head["created_at"],
-    )
-    return "".join(f"{line}\n" for line in lines).encode()
-
-
-def manifest_statement(manifest: bytes) -> bytes:
-    """The text the manifest's signature covers: a header and the manifest's sha256, in lines."""
-    return f"{MANIFEST_STATEMENT_HEADER}\n{hashlib.sha256(manifest).hexdigest()}\n".encode()
-
-
-def canonical(value: object) -> str:
-    """JSON as the log hashes it (audit.services.canonical_json)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def event_line(sequence: int, previous_hash: str, digest: str, event: str) -> bytes:
-    """One line of events.ndjson; `event` is the hashed text."""
-    return (
-        f'{{"sequence":{sequence},"previous_hash":"{previous_hash}","hash":"{digest}",'
-        f'"event":{event}}}\n'
-    ).encode()
-
-
-def neutralised(value: object) -> str:
-    """A cell as events.csv holds it (records.content.export_cell)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith((*FORMULA_LEADING, "'")) else text
-
-
-def csv_row(sequence: int, previous_hash: str, digest: str, event: dict[str, Any]) -> list[str]:
-    """The row of events.csv for an event (`event`: its hashed JSON, parsed)."""
-    target_type, target_id = event["target"]
-    cells = (
-        sequence,
-        event["recorded_at"],
-        event["actor"],
-        event["role"],
-        event["action"],
-        target_type,
-        target_id,
-        event["case"],
-        event["request"],
-        canonical(event["data"]),
-        previous_hash,
-        digest,
-    )
-    return [neutralised(cell) for cell in cells]
 
 
 def _hash(text: object, what: str) -> bytes:
@@ -244,9 +158,9 @@ def choose_keys(
             trusted.update(pem_keys(text, path))
         return trusted
     try:
-        bundled = pem_keys(bundle.read(PUBLIC_KEYS), PUBLIC_KEYS)
+        bundled = pem_keys(bundle.read(fmt.PUBLIC_KEYS), fmt.PUBLIC_KEYS)
     except KeyError:
-        raise Failure(f"{PUBLIC_KEYS} is missing") from None
+        raise Failure(f"{fmt.PUBLIC_KEYS} is missing") from None
     if not key_ids:
         print(
             f"WARNING: checked with the public keys inside the bundle (IDs "
@@ -260,7 +174,7 @@ def choose_keys(
     for wanted in (key_id.strip().lower() for key_id in key_ids):
         if wanted not in bundled:
             raise Failure(
-                f"{PUBLIC_KEYS} has no key with the ID you trust ({wanted}); it has "
+                f"{fmt.PUBLIC_KEYS} has no key with the ID you trust ({wanted}); it has "
                 f"{', '.join(bundled)}"
             )
         trusted[wanted] = bundled[wanted]
@@ -284,7 +198,7 @@ def _signature_checks(
 
 
 def check_signature(head: dict[str, Any], keys: dict[str, bytes], where: str) -> None:
-    problem = _signature_checks(keys, head["key_id"], head["signature"], statement(head))
+    problem = _signature_checks(keys, head["key_id"], head["signature"], fmt.statement(head))
     if problem:
         raise Failure(f"{where}: {problem}")
 
@@ -292,25 +206,25 @@ def check_signature(head: dict[str, Any], keys: dict[str, bytes], where: str) ->
 def check_manifest(bundle: zipfile.ZipFile, keys: dict[str, bytes]) -> dict[str, Any]:
     """The manifest, once its signature (manifest.sig) verifies."""
     try:
-        text = bundle.read(MANIFEST)
+        text = bundle.read(fmt.MANIFEST)
     except KeyError:
-        raise Failure(f"{MANIFEST} is missing") from None
-    signed = _json(bundle, MANIFEST_SIGNATURE)
+        raise Failure(f"{fmt.MANIFEST} is missing") from None
+    signed = _json(bundle, fmt.MANIFEST_SIGNATURE)
     if not isinstance(signed, dict):
-        raise Failure(f"{MANIFEST_SIGNATURE} is not a signature")
+        raise Failure(f"{fmt.MANIFEST_SIGNATURE} is not a signature")
     problem = _signature_checks(
-        keys, signed.get("key_id"), signed.get("signature"), manifest_statement(text)
+        keys, signed.get("key_id"), signed.get("signature"), fmt.manifest_statement(text)
     )
     if problem:
-        raise Failure(f"{MANIFEST}: {problem}")
+        raise Failure(f"{fmt.MANIFEST}: {problem}")
     try:
         manifest = json.loads(text.decode("utf-8"))
     except ValueError:
-        raise Failure(f"{MANIFEST} is not JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise Failure(f'{MANIFEST}: not an "{FORMAT}" manifest')
+        raise Failure(f"{fmt.MANIFEST} is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt.FORMAT:
+        raise Failure(f'{fmt.MANIFEST}: not an "{fmt.FORMAT}" manifest')
     if not isinstance(manifest.get("files"), dict):
-        raise Failure(f"{MANIFEST} lists no files")
+        raise Failure(f"{fmt.MANIFEST} lists no files")
     return manifest
 
 
@@ -328,13 +242,13 @@ def check_files(bundle: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     names = [info.filename for info in bundle.infolist()]
     for name in sorted({name for name in names if names.count(name) > 1}):
         raise Failure(f"{name} is in the zip more than once: tools differ on which one they read")
-    present = set(names) - {MANIFEST, MANIFEST_SIGNATURE}
+    present = set(names) - {fmt.MANIFEST, fmt.MANIFEST_SIGNATURE}
     for name in sorted(present - set(listed)):
         raise Failure(f"{name} is in the bundle but not in the manifest")
     for name, expected in sorted(listed.items()):
         if name not in present:
             raise Failure(f"{name} is in the manifest but not in the bundle")
-        if name == EVENTS:
+        if name == fmt.EVENTS:
             continue
         digest, size = hashlib.sha256(), 0
         with bundle.open(name) as member:
@@ -420,7 +334,7 @@ class _Lines:
                 self.number += 1
                 yield line
         if tail:
-            raise Failure(f"{EVENTS} line {self.number + 1}: it does not end with a newline")
+            raise Failure(f"{fmt.EVENTS} line {self.number + 1}: it does not end with a newline")
 
 
 def parse_line(line: bytes, number: int) -> tuple[int, bytes, bytes, bytes, bytes]:
@@ -438,7 +352,7 @@ def parse_line(line: bytes, number: int) -> tuple[int, bytes, bytes, bytes, byte
         and line[comma + _EVENT_TEXT_AT : comma + _EVENT_TEXT_AT + 1] == b"{"
         and line.endswith(b"}")
     ):
-        raise Failure(f"{EVENTS} line {number}: not an event")
+        raise Failure(f"{fmt.EVENTS} line {number}: not an event")
     return (
         int(digits),
         digits,
@@ -463,7 +377,7 @@ def check_events(
     expected = run[0] if run else None  # the next sequence the runs vouch for
     previous_hash = b""
     count, first, last = 0, None, 0
-    with bundle.open(EVENTS) as member:
+    with bundle.open(fmt.EVENTS) as member:
         lines = _Lines(member)
         each = iter(lines)
         for line in each:
@@ -511,11 +425,11 @@ def check_events(
             first = sequence if first is None else first
     if run is not None:
         raise Failure(
-            f"event {expected} is missing: {EVENTS} ends, but proofs.json vouches for "
+            f"event {expected} is missing: {fmt.EVENTS} ends, but proofs.json vouches for "
             f"events {run[0]} to {run[1]}"
         )
     problem = _digest_problem(
-        EVENTS, manifest["files"][EVENTS], lines.size, lines.digest.hexdigest()
+        fmt.EVENTS, manifest["files"][fmt.EVENTS], lines.size, lines.digest.hexdigest()
     )
     if problem:
         raise Failure(problem)
@@ -524,28 +438,30 @@ def check_events(
 
 def check_full(bundle: zipfile.ZipFile) -> None:
     """Step 5 (--full): each event is canonical JSON, and events.csv agrees with events.ndjson."""
-    with bundle.open(EVENTS) as member, bundle.open(EVENTS_CSV) as raw_csv:
+    with bundle.open(fmt.EVENTS) as member, bundle.open(fmt.EVENTS_CSV) as raw_csv:
         rows = csv.reader(io.TextIOWrapper(raw_csv, encoding="utf-8", newline=""))
-        if next(rows, None) != list(CSV_COLUMNS):
-            raise Failure(f"{EVENTS_CSV}: its header is not the event columns")
+        if next(rows, None) != list(fmt.CSV_COLUMNS):
+            raise Failure(f"{fmt.EVENTS_CSV}: its header is not the event columns")
         lines = _Lines(member)
         for line in lines:
             sequence, _, previous_hash, digest, text = parse_line(line, lines.number)
             try:
                 event = json.loads(text)
-                written = canonical(event).encode()
+                written = fmt.canonical(event).encode()
             except ValueError:
                 raise Failure(f"event {sequence}: its event is not JSON") from None
-            if written != text or list(event) != list(EVENT_KEYS):
+            if written != text or list(event) != list(fmt.EVENT_KEYS):
                 raise Failure(f"event {sequence}: its event is not in the log's canonical form")
             target = event["target"]
             if not (isinstance(target, list) and len(target) == 2):
                 raise Failure(f"event {sequence}: its target is not a pair")
-            row = csv_row(sequence, previous_hash.decode(), digest.decode(), event)
+            row = fmt.csv_row(sequence, previous_hash.decode(), digest.decode(), event)
             if next(rows, None) != row:
-                raise Failure(f"{EVENTS_CSV}: the row of event {sequence} differs from {EVENTS}")
+                raise Failure(
+                    f"{fmt.EVENTS_CSV}: the row of event {sequence} differs from {fmt.EVENTS}"
+                )
         if next(rows, None) is not None:
-            raise Failure(f"{EVENTS_CSV} has rows that {EVENTS} does not")
+            raise Failure(f"{fmt.EVENTS_CSV} has rows that {fmt.EVENTS} does not")
 
 
 def verify(
@@ -579,10 +495,10 @@ def verify(
         }
         for field, value in summary.items():
             if manifest.get(field) != value:
-                raise Failure(f"{MANIFEST}: {field} is {manifest.get(field)}, not {value}")
+                raise Failure(f"{fmt.MANIFEST}: {field} is {manifest.get(field)}, not {value}")
         counts = {"events": count, "runs": len(runs), "checkpoints": checkpoints}
         if manifest.get("counts") != counts:
-            raise Failure(f"{MANIFEST}: the counts are {manifest.get('counts')}, not {counts}")
+            raise Failure(f"{fmt.MANIFEST}: the counts are {manifest.get('counts')}, not {counts}")
     return (
         f"OK: {count} events verified against the checkpoint at event {head['tree_size']} "
         f"(key {head['key_id']})" + ("; events.csv agrees with them" if full else "")

@@ -18,7 +18,7 @@ from audit.checkpoints import key_id, public_key, signature_of
 from audit.exports import audit_export_request, audit_export_run, exports_folder
 from audit.models import AuditEvent, AuditExport
 from audit.services import audit_record
-from audit.verifier.verify_bundle import CSV_COLUMNS, csv_row, event_line, manifest_statement
+from audit.verifier.bundle_format import CSV_COLUMNS, csv_row, event_line, manifest_statement
 
 CASE = "SH-2026-000777"
 

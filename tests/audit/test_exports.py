@@ -103,7 +103,8 @@ def test_the_bundle_holds_the_documented_members_and_proofs(case_bundle):
     assert names == sorted([
         "checkpoint.json", "checkpoints.json", "events.csv", "events.ndjson", "manifest.json",
         "manifest.sig", "proofs.json", "public_keys.pem", "verifier/README.txt",
-        "verifier/ed25519.py", "verifier/merkle.py", "verifier/verify_bundle.py",
+        "verifier/bundle_format.py", "verifier/ed25519.py", "verifier/merkle.py",
+        "verifier/verify_bundle.py",
     ])  # fmt: skip
     assert set(infos.values()) == {zipfile.ZIP_DEFLATED}
     assert merkle_copy == Path("audit/merkle.py").read_bytes()
