@@ -229,7 +229,7 @@ def checkpoint_heads() -> tuple[list[SignedHead], str]:
     kept = set(stored)
     for head in published:
         if head not in kept:
-            return stored + published, (
+            return stored, (
                 f"the checkpoint of {head.created_at} (event {head.tree_size}) is in the "
                 "checkpoint file but no longer in the database: stored checkpoints were removed"
             )
