@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 _CHUNK = 20_000
 # The time comes as PostgreSQL's text (the session is in UTC), cheaper to read than a datetime
-# and turned into the canonical JSON's form once per distinct value (`_time_json`); the seal is
-# there on the last event of each sealed range.
+# and turned into the canonical JSON's form once per distinct value (`_time_json`). The seals
+# that end in a chunk are read beside it, keyed by the last event of their range.
 _SELECT_CHUNK = (
     "SELECT sequence, previous_hash, hash, canonical, action, actor_id, case_reference, "
     "recorded_at::text, request_id, actor_role, target_type, target_id FROM audit_auditevent "
